@@ -1,0 +1,106 @@
+// BatchNorm1d, as torch.nn.BatchNorm1d: per-feature batch statistics in training, running
+// statistics in inference; momentum weights the new batch statistic; running var is unbiased.
+#pragma once
+#include <cmath>
+
+#include "../layer.hpp"
+
+namespace nativebp {
+
+template <typename T>
+class BatchNorm1d final : public Layer<T> {
+ public:
+  BatchNorm1d(Index features, double eps, double momentum, bool affine)
+      : k_(features), eps_(eps), momentum_(momentum), affine_(affine) {
+    if (features < 1) throw ValueError("BatchNorm1d: num_features must be >= 1, got " + std::to_string(features));
+    if (!(eps > 0)) throw ValueError("BatchNorm1d: eps must be > 0");
+    if (!(momentum >= 0 && momentum <= 1)) throw ValueError("BatchNorm1d: momentum must be in [0, 1]");
+  }
+  std::string kind() const override { return "batchnorm1d"; }
+  Index output_width(Index in) const override {
+    if (in != k_)
+      throw ValueError("BatchNorm1d(" + std::to_string(k_) + ") received input of width " + std::to_string(in));
+    return k_;
+  }
+  std::vector<ParamInfo> params() const override {
+    if (!affine_) return {};
+    return {{"weight", k_, 0, false}, {"bias", k_, 0, false}};
+  }
+  std::vector<ParamInfo> states() const override {
+    return {{"running_mean", k_, 0, false}, {"running_var", k_, 0, false}, {"num_batches_tracked", 1, 0, false}};
+  }
+  void bind(T* param, T* grad, T* state) override {
+    if (affine_) { gamma_ = param; beta_ = param + k_; ggamma_ = grad; gbeta_ = grad + k_; }
+    rmean_ = state; rvar_ = state + k_; tracked_ = state + 2 * k_;
+  }
+  void reset_parameters(Rng&) override {
+    if (affine_) for (Index j = 0; j < k_; ++j) { gamma_[j] = T(1); beta_[j] = T(0); }
+    for (Index j = 0; j < k_; ++j) { rmean_[j] = T(0); rvar_[j] = T(1); }
+    *tracked_ = T(0);
+  }
+  void reserve(Index batch) override {
+    xhat_.reserve(std::size_t(batch * k_)); mean_.reserve(k_); inv_std_.reserve(k_); tmp_.reserve(2 * k_);
+  }
+
+  void forward(ConstMatMap<T> X, MatMap<T> Y, bool training, Rng&) override {
+    const Index n = X.rows();
+    VecMap<T> mean(mean_.reserve(k_), k_), inv_std(inv_std_.reserve(k_), k_);
+    MatMap<T> xhat(xhat_.reserve(std::size_t(n * k_)), n, k_);
+    if (training) {
+      if (n < 2) throw ValueError("BatchNorm1d: training needs more than 1 sample per batch, got 1");
+      mean = X.colwise().mean();
+      xhat = X.rowwise() - mean;
+      VecMap<T> var(tmp_.reserve(2 * k_), k_);
+      var = xhat.array().square().colwise().sum() / T(n);  // biased, used to normalise
+      inv_std = (var.array() + T(eps_)).rsqrt();
+      const T m = T(momentum_);
+      VecMap<T> rm(rmean_, k_), rv(rvar_, k_);
+      rm = (T(1) - m) * rm + m * mean;
+      rv = (T(1) - m) * rv + m * var * (T(n) / T(n - 1));  // the running variance is unbiased
+      *tracked_ += T(1);
+    } else {
+      mean = ConstVecMap<T>(rmean_, k_);
+      inv_std = (ConstVecMap<T>(rvar_, k_).array() + T(eps_)).rsqrt();
+      xhat = X.rowwise() - mean;
+    }
+    xhat.array().rowwise() *= inv_std.array();
+    training_ = training;
+    if (affine_) Y.array() = (xhat.array().rowwise() * ConstVecMap<T>(gamma_, k_).array()).rowwise() +
+                               ConstVecMap<T>(beta_, k_).array();
+    else Y = xhat;
+  }
+
+  // dgamma = sum(dY xhat), dbeta = sum(dY), g = dY gamma;
+  // training: dX = inv_std (g - mean(g) - xhat mean(g xhat)); inference: dX = g inv_std
+  void backward(ConstMatMap<T>, ConstMatMap<T>, ConstMatMap<T> dY, MatMap<T> dX) override {
+    const Index n = dY.rows();
+    ConstMatMap<T> xhat(xhat_.data.data(), n, k_);
+    ConstVecMap<T> inv_std(inv_std_.data.data(), k_);
+    if (affine_) {
+      VecMap<T>(ggamma_, k_) += (dY.array() * xhat.array()).colwise().sum().matrix();
+      VecMap<T>(gbeta_, k_) += dY.colwise().sum();
+    }
+    if (!dX.data()) return;
+    if (affine_) dX.array() = dY.array().rowwise() * ConstVecMap<T>(gamma_, k_).array();
+    else dX = dY;
+    if (training_) {
+      VecMap<T> mean_g(tmp_.reserve(2 * k_), k_), mean_gx(tmp_.data.data() + k_, k_);
+      mean_g = dX.colwise().mean();
+      mean_gx = (dX.array() * xhat.array()).colwise().mean();
+      dX.array() = ((dX.rowwise() - mean_g).array() - xhat.array().rowwise() * mean_gx.array()).rowwise() *
+                   inv_std.array();
+    } else {
+      dX.array().rowwise() *= inv_std.array();
+    }
+  }
+
+ private:
+  Index k_;
+  double eps_, momentum_;
+  bool affine_, training_ = false;
+  T *gamma_ = nullptr, *beta_ = nullptr, *ggamma_ = nullptr, *gbeta_ = nullptr;
+  T *rmean_ = nullptr, *rvar_ = nullptr, *tracked_ = nullptr;
+  Scratch<T> xhat_, mean_, inv_std_, tmp_;
+};
+
+}  // namespace nativebp

@@ -1,0 +1,47 @@
+// Adam and AdamW, as torch.optim.Adam / AdamW (betas, eps, weight_decay, amsgrad).
+// AdamW decays the weights directly (p *= 1 - lr wd) instead of adding wd p to the gradient.
+#pragma once
+#include <cmath>
+
+#include "optimizer.hpp"
+
+namespace nativebp {
+
+template <typename T>
+class Adam final : public Optimizer<T> {
+ public:
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  bool amsgrad = false, decoupled = false;
+  Adam(Index total, double lr_, double beta1_, double beta2_, double eps_, double weight_decay_, bool amsgrad_,
+       bool decoupled_)
+      : beta1(beta1_), beta2(beta2_), eps(eps_), weight_decay(weight_decay_), amsgrad(amsgrad_), decoupled(decoupled_) {
+    this->lr = lr_;
+    this->allocate({"exp_avg", "exp_avg_sq"}, total);
+    if (amsgrad) this->allocate({"max_exp_avg_sq"}, total);
+  }
+  std::string kind() const override { return decoupled ? "adamw" : "adam"; }
+
+ protected:
+  // m = m + (1 - b1)(g - m); v = b2 v + (1 - b2) g^2; [amsgrad: v = max(vmax, v)]
+  // p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+  void update(T* p, const T* g, Index at, Index n, std::int64_t step) override {
+    const T lr = T(this->lr), b1 = T(beta1), b2 = T(beta2), e = T(eps);
+    const T step_size = T(this->lr / (1.0 - std::pow(beta1, double(step))));
+    const T bc2_sqrt = T(std::sqrt(1.0 - std::pow(beta2, double(step))));
+    const T wd = decoupled ? T(0) : T(weight_decay), decay = decoupled ? T(1) - lr * T(weight_decay) : T(1);
+    T* m = this->buf("exp_avg") + at;
+    T* v = this->buf("exp_avg_sq") + at;
+    T* vmax = amsgrad ? this->buf("max_exp_avg_sq") + at : nullptr;
+    for_each_element(n, [&](Index i) {
+      p[i] *= decay;
+      const T gi = g[i] + wd * p[i];
+      m[i] += (T(1) - b1) * (gi - m[i]);
+      v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
+      T vi = v[i];
+      if (vmax) { vmax[i] = std::max(vmax[i], vi); vi = vmax[i]; }
+      p[i] -= step_size * m[i] / (std::sqrt(vi) / bc2_sqrt + e);
+    });
+  }
+};
+
+}  // namespace nativebp

@@ -1,0 +1,71 @@
+// The optimizer interface: one fused pass over each parameter tensor's slice of the flat
+// buffers. Per-tensor step counts, as PyTorch keeps them, so frozen tensors do not advance.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "../tensor.hpp"
+
+namespace nativebp {
+
+struct Slice {
+  Index offset = 0, size = 0;
+};
+
+template <typename T>
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  virtual std::string kind() const = 0;
+  double lr = 1e-3;
+
+  // Updates param[s] from grad[s] for each slice; `active[i]` false skips slice i (frozen).
+  void step(T* param, const T* grad, const std::vector<Slice>& slices, const std::vector<char>& active) {
+    if (steps_.size() != slices.size()) steps_.assign(slices.size(), 0);
+    for (std::size_t i = 0; i < slices.size(); ++i) {
+      if (!active[i]) continue;
+      const Slice& s = slices[i];
+      update(param + s.offset, grad + s.offset, s.offset, s.size, ++steps_[i]);
+    }
+  }
+
+  // Moment buffers by name, each as long as the flat parameter buffer, plus per-tensor steps.
+  std::map<std::string, std::vector<T>*> state() {
+    std::map<std::string, std::vector<T>*> out;
+    for (auto& kv : buffers_) out[kv.first] = &kv.second;
+    return out;
+  }
+  std::vector<std::int64_t>& steps() { return steps_; }
+  void reset_state() {
+    steps_.clear();
+    for (auto& kv : buffers_) std::fill(kv.second.begin(), kv.second.end(), T(initial_value(kv.first)));
+  }
+
+ protected:
+  // p, g point at one tensor; `at` is its offset into the flat buffers (for moment buffers).
+  virtual void update(T* p, const T* g, Index at, Index n, std::int64_t step) = 0;
+  virtual double initial_value(const std::string&) const { return 0.0; }
+  T* buffer(const std::string& name, Index total) {
+    auto& b = buffers_[name];
+    if (Index(b.size()) != total) b.assign(std::size_t(total), T(initial_value(name)));
+    return b.data();
+  }
+  void allocate(const std::vector<std::string>& names, Index total) { for (auto& n : names) buffer(n, total); }
+  T* buf(const std::string& name) { return buffers_.at(name).data(); }
+
+ private:
+  std::map<std::string, std::vector<T>> buffers_;
+  std::vector<std::int64_t> steps_;
+};
+
+// Elementwise loop over one tensor, split across threads only when large enough to pay.
+template <typename F>
+inline void for_each_element(Index n, F&& f) {
+#ifdef _OPENMP
+#pragma omp parallel for simd schedule(static) if (n >= kParallelThreshold && max_threads() > 1)
+#endif
+  for (Index i = 0; i < n; ++i) f(i);
+}
+
+}  // namespace nativebp
