@@ -105,6 +105,10 @@ void bind_network_t(py::module_& m, const char* name) {
            })
       .def("trainable", [](Net& n) { return std::vector<bool>(n.trainable().begin(), n.trainable().end()); })
       .def("reseed", [](Net& n, std::uint64_t seed) { n.rng().seed(seed); })
+      .def("rng_state", [](Net& n) { return n.rng().state(); })
+      .def("set_rng_state", [](Net& n, const std::string& s) {
+        try { n.rng().set_state(s); } catch (const std::invalid_argument& e) { throw ValueError(e.what()); }
+      })
       .def("forward",
            [](Net& n, const Array<T>& X, bool training) {
              check_matrix<T>(X, "X", n.in_features());
@@ -234,7 +238,8 @@ void bind_network_t(py::module_& m, const char* name) {
            py::arg("batch_size"), py::arg("shuffle"), py::arg("seed"), py::arg("owned"), py::arg("l1"),
            py::arg("l2"), py::arg("clip_norm"), py::arg("clip_value"), py::arg("accuracy"), py::arg("errors"))
       .def_property_readonly("batches_per_epoch", [](PT& t) { return t.trainer->batches_per_epoch(); })
-      .def("begin_epoch", [](PT& t) { t.trainer->begin_epoch(); })
+      .def("begin_epoch", [](PT& t, std::optional<std::uint64_t> seed) { t.trainer->begin_epoch(seed); },
+           py::arg("seed") = py::none())
       .def("run",
            [](PT& t, Index max_batches) {
              auto& n = t.net_obj.template cast<Net&>();

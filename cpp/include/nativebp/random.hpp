@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <sstream>
+#include <string>
 
 namespace nativebp {
 
@@ -34,6 +36,24 @@ class Rng {
       while (low < threshold) { m = (unsigned __int128)engine_() * n; low = (std::uint64_t)m; }
     }
     return (std::uint64_t)(m >> 64);
+  }
+  // The full generator state as text, for saving a training run and resuming it exactly.
+  std::string state() const {
+    std::ostringstream os;
+    os << engine_ << ' ' << has_spare_ << ' ' << std::hexfloat << spare_;
+    return os.str();
+  }
+  void set_state(const std::string& text) {
+    std::istringstream is(text);
+    std::mt19937_64 e;
+    bool has = false;
+    double spare = 0;
+    is >> e >> has;
+    std::string sp;
+    is >> sp;
+    if (is.fail() && !is.eof()) throw std::invalid_argument("rng state: not a saved generator state");
+    spare = sp.empty() ? 0.0 : std::strtod(sp.c_str(), nullptr);
+    engine_ = e; has_spare_ = has; spare_ = spare;
   }
   // Fisher-Yates shuffle of an index array.
   template <typename I>

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstring>
 #include <numeric>
+#include <optional>
 
 #include "metrics.hpp"
 #include "network.hpp"
@@ -30,7 +31,10 @@ class Trainer {
 
   Index batches_per_epoch() const { return (n_ + batch_ - 1) / batch_; }
 
-  void begin_epoch() {
+  // A seed restarts the shuffle stream: seeding each epoch by its number makes a resumed run
+  // draw the same batches as an uninterrupted one.
+  void begin_epoch(std::optional<std::uint64_t> seed = std::nullopt) {
+    if (seed) rng_.seed(*seed);
     pos_ = 0;
     totals_ = Totals{};
     if (shuffle_) rng_.shuffle(order_.data(), order_.size());
