@@ -197,8 +197,11 @@ def test_batchnorm_training_with_batch_of_one_raises():
 
 
 def test_gradcheck_leaves_the_network_as_it_was():
-    net = nb.Sequential([nb.Dense(3, 4), nb.BatchNorm1d(4), nb.Dropout(0.5), nb.Dense(4, 2)], dtype="float64")
+    """Parameters, gradients, running statistics and the generator (later dropout masks)."""
+    layers = [nb.Dense(3, 4), nb.BatchNorm1d(4), nb.Dropout(0.5), nb.Dense(4, 2)]
+    net, twin = nb.Sequential(layers, dtype="float64"), nb.Sequential(layers, dtype="float64")
     X, y = data(0, 5, 3), data(1, 5, 2)
+    twin.loss_and_grad(X, y)
     net.loss_and_grad(X, y)
     before = [p.value.copy() for p in net.parameters()], [p.grad.copy() for p in net.parameters()], \
         {k: v.copy() for k, v in net.buffers().items()}
@@ -207,6 +210,8 @@ def test_gradcheck_leaves_the_network_as_it_was():
         np.testing.assert_array_equal(a, b)
     for k, v in net.buffers().items():
         np.testing.assert_array_equal(before[2][k], v)
+    # the same next dropout mask as a twin that had no check (equal to rounding: separate engines)
+    np.testing.assert_allclose(net.forward(X, training=True), twin.forward(X, training=True), rtol=1e-12)
 
 
 def test_gradcheck_agrees_with_independent_numpy_differences():

@@ -62,12 +62,13 @@ inline GradcheckEntry judge(const std::string& name, const std::vector<Index>& i
   return e;
 }
 
-// Checks every parameter tensor and the input; noise (dropout masks) is frozen and running
-// statistics are restored afterwards, so the network is left as it was.
+// Checks every parameter tensor and the input; noise (dropout masks) is frozen, and running
+// statistics and the generator are restored afterwards, so the network is left as it was.
 template <typename T>
 std::vector<GradcheckEntry> gradcheck(Network<T>& net, const T* X, Index n, const Target<T>& y, const Loss& loss,
                                       Index max_checks, std::uint64_t seed, bool training) {
   const std::vector<T> saved_state = net.state(), saved_grad = net.grad();
+  const Rng saved_rng = net.rng();  // the check's one draw of noise must not shift later training
   std::vector<T> xcopy(X, X + n * net.in_features());
   std::vector<T> dX(xcopy.size());
   net.root().freeze_noise(false);
@@ -91,6 +92,7 @@ std::vector<GradcheckEntry> gradcheck(Network<T>& net, const T* X, Index n, cons
   } catch (...) {
     net.root().freeze_noise(false);
     net.state() = saved_state;
+    net.rng() = saved_rng;
     throw;
   }
   double network_scale = 0;
@@ -102,6 +104,7 @@ std::vector<GradcheckEntry> gradcheck(Network<T>& net, const T* X, Index n, cons
   net.root().freeze_noise(false);
   net.state() = saved_state;
   net.grad() = saved_grad;
+  net.rng() = saved_rng;
   return out;
 }
 
