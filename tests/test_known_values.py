@@ -234,17 +234,21 @@ def test_layers_of_one_network_get_different_weights():
 
 
 # ------------------------------------------------------------------------------------ torch cross-checks
-TORCH_ACTS = {"identity": "Identity()", "relu": "ReLU()", "leaky_relu": "LeakyReLU()", "leaky_relu_0.2": "LeakyReLU(0.2)",
-              "elu": "ELU()", "elu_0.5": "ELU(0.5)", "selu": "SELU()", "gelu": "GELU()", "sigmoid": "Sigmoid()",
-              "tanh": "Tanh()", "softplus": "Softplus()", "softplus_beta2_th5": "Softplus(beta=2.0, threshold=5.0)",
-              "silu": "SiLU()", "softmax": "Softmax(dim=1)"}
+TORCH_ACTS = {  # name -> torch.nn module, from torch.nn
+    "identity": lambda nn: nn.Identity(), "relu": lambda nn: nn.ReLU(), "leaky_relu": lambda nn: nn.LeakyReLU(),
+    "leaky_relu_0.2": lambda nn: nn.LeakyReLU(0.2), "elu": lambda nn: nn.ELU(), "elu_0.5": lambda nn: nn.ELU(0.5),
+    "selu": lambda nn: nn.SELU(), "gelu": lambda nn: nn.GELU(), "sigmoid": lambda nn: nn.Sigmoid(),
+    "tanh": lambda nn: nn.Tanh(), "softplus": lambda nn: nn.Softplus(),
+    "softplus_beta2_th5": lambda nn: nn.Softplus(beta=2.0, threshold=5.0), "silu": lambda nn: nn.SiLU(),
+    "softmax": lambda nn: nn.Softmax(dim=1),
+}
 
 
 @pytest.mark.parametrize("name", list(TORCH_ACTS))
 def test_activation_matches_torch(name):
     torch = pytest.importorskip("torch")
     X = np.vstack([X_ACT, -X_ACT, X_ACT / 7])
-    module = eval("torch.nn." + TORCH_ACTS[name])
+    module = TORCH_ACTS[name](torch.nn)
     xt = torch.tensor(X, dtype=torch.float64, requires_grad=True)
     yt = module(xt)
     g = data(0, *X.shape)
