@@ -131,7 +131,8 @@ def _layer_cases():
                           nb.Softplus(), D(4, 6), nb.SELU(), D(6, 5), nb.Tanh(), D(5, 5), nb.Softmax(), D(5, 2),
                           nb.LeakyReLU(0.2), D(2, 3)], 3, 5),
         "deep_norm_residual_8": ([D(3, 6), nb.BatchNorm1d(6), nb.Tanh(), R([D(6, 6), nb.LayerNorm(6), nb.GELU()]),
-                                  D(6, 6), nb.Dropout(0.2), nb.ELU(), R([D(6, 6), nb.BatchNorm1d(6), nb.SiLU(), D(6, 6)]),
+                                  D(6, 6), nb.Dropout(0.2), nb.ELU(),
+                                  R([D(6, 6), nb.BatchNorm1d(6), nb.SiLU(), D(6, 6)]),
                                   D(6, 4), nb.LayerNorm(4), nb.Tanh(), D(4, 2)], 7, 5),
         "deep_width1_8": ([D(2, 1)] + [l for _ in range(8) for l in (nb.Tanh(), D(1, 1))], 3, 1),
     }

@@ -19,8 +19,8 @@ def networks():
                         nb.Dense(8, 8), nb.Softmax(), nb.Dense(8, 3)],
         "norms_residual_dropout": [nb.Dense(6, 8), nb.BatchNorm1d(8), nb.Tanh(),
                                    nb.Residual([nb.Dense(8, 8), nb.LayerNorm(8), nb.GELU(), nb.Dense(8, 8)]),
-                                   nb.Dropout(0.25), nb.Dense(8, 8, bias=False), nb.LayerNorm(8, elementwise_affine=False),
-                                   nb.Dense(8, 3)],
+                                   nb.Dropout(0.25), nb.Dense(8, 8, bias=False),
+                                   nb.LayerNorm(8, elementwise_affine=False), nb.Dense(8, 3)],
     }
 
 
