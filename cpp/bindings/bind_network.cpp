@@ -14,17 +14,31 @@
 namespace nativebp::bindings {
 
 template <typename T>
-std::vector<LayerPtr<T>> make_layers(const py::list& specs);
+std::vector<LayerPtr<T>> make_layers(py::handle specs);
+
+// One field of a layer spec; a missing key or a value of the wrong type names the key.
+template <typename V>
+V field(const py::dict& s, const char* key, const char* expected) {
+  if (!s.contains(key)) throw ValueError(std::string("missing key '") + key + "'");
+  py::object v = s[key];
+  try {
+    return py::cast<V>(v);
+  } catch (const py::cast_error&) {
+    throw py::type_error(std::string("'") + key + "': expected " + expected + ", got " + type_name(v) + " " +
+                         py::cast<std::string>(py::repr(v)));
+  }
+}
 
 template <typename T>
 LayerPtr<T> make_layer(const py::dict& s) {
-  const auto type = py::cast<std::string>(s["type"]);
-  auto num = [&](const char* k) { return py::cast<double>(s[k]); };
-  auto idx = [&](const char* k) { return py::cast<Index>(s[k]); };
+  const auto type = field<std::string>(s, "type", "a layer type name");
+  auto num = [&](const char* k) { return field<double>(s, k, "a number"); };
+  auto idx = [&](const char* k) { return field<Index>(s, k, "a 64-bit integer"); };
+  auto flag = [&](const char* k) { return field<bool>(s, k, "True or False"); };
+  auto str = [&](const char* k) { return field<std::string>(s, k, "a string"); };
   if (type == "dense")
-    return std::make_unique<Dense<T>>(idx("in_features"), idx("out_features"), py::cast<bool>(s["bias"]),
-                                      Init{py::cast<std::string>(s["init"]), num("init_arg")},
-                                      Init{py::cast<std::string>(s["bias_init"]), num("init_arg")});
+    return std::make_unique<Dense<T>>(idx("in_features"), idx("out_features"), flag("bias"),
+                                      Init{str("init"), num("init_arg")}, Init{str("bias_init"), num("init_arg")});
   if (type == "identity") return std::make_unique<Activation<T, IdentityFn>>();
   if (type == "relu") return std::make_unique<Activation<T, ReLUFn>>();
   if (type == "leaky_relu") return std::make_unique<Activation<T, LeakyReLUFn>>(LeakyReLUFn{num("alpha")});
@@ -38,18 +52,61 @@ LayerPtr<T> make_layer(const py::dict& s) {
   if (type == "softmax") return std::make_unique<Activation<T, SoftmaxFn>>();
   if (type == "dropout") return std::make_unique<Dropout<T>>(num("p"));
   if (type == "batchnorm1d")
-    return std::make_unique<BatchNorm1d<T>>(idx("num_features"), num("eps"), num("momentum"), py::cast<bool>(s["affine"]));
+    return std::make_unique<BatchNorm1d<T>>(idx("num_features"), num("eps"), num("momentum"), flag("affine"));
   if (type == "layernorm")
-    return std::make_unique<LayerNorm<T>>(idx("num_features"), num("eps"), py::cast<bool>(s["affine"]));
-  if (type == "residual") return std::make_unique<Residual<T>>(make_layers<T>(py::cast<py::list>(s["layers"])));
+    return std::make_unique<LayerNorm<T>>(idx("num_features"), num("eps"), flag("affine"));
+  if (type == "residual") return std::make_unique<Residual<T>>(make_layers<T>(field<py::object>(s, "layers", "a list")));
   throw ValueError("unknown layer type '" + type + "'");
 }
 
+// Errors from a spec are prefixed with its position, so a nested one reads "layers[2]: layers[0]: ...".
 template <typename T>
-std::vector<LayerPtr<T>> make_layers(const py::list& specs) {
+std::vector<LayerPtr<T>> make_layers(py::handle specs) {
+  if (!py::isinstance<py::list>(specs))
+    throw py::type_error("layers: expected a list of layer specs (dicts), got " + type_name(specs));
   std::vector<LayerPtr<T>> out;
-  for (auto s : specs) out.push_back(make_layer<T>(py::cast<py::dict>(s)));
+  std::size_t i = 0;
+  for (auto s : specs) {
+    const std::string where = "layers[" + std::to_string(i++) + "]: ";
+    try {
+      if (!py::isinstance<py::dict>(s)) throw py::type_error("expected a layer spec (dict), got " + type_name(s));
+      out.push_back(make_layer<T>(py::reinterpret_borrow<py::dict>(s)));
+    } catch (const ValueError& e) {
+      throw ValueError(where + e.what());
+    } catch (const py::type_error& e) {
+      throw py::type_error(where + e.what());
+    }
+  }
   return out;
+}
+
+// Refuses, before allocating, a network over the engine's parameter limit or one whose
+// parameters, gradients and state exceed this machine's memory: filling those buffers would get
+// the process killed instead of raising. Counted in double so absurd sizes cannot overflow.
+template <typename T>
+void check_network_size(const std::vector<LayerPtr<T>>& layers) {
+  double params = 0, states = 0;
+  for (auto& l : layers) {
+    for (auto& p : l->params()) params += double(p.size());
+    for (auto& s : l->states()) states += double(s.size());
+  }
+  if (params > double(kMaxParameters))
+    throw ValueError("layers: the network would have " + std::to_string(std::llround(std::min(params, 9e18))) +
+                     " parameters, more than the limit of " + std::to_string(kMaxParameters));
+  const double bytes = (2 * params + states) * double(sizeof(T)), ram = physical_memory();
+  if (ram > 0 && bytes > ram)
+    throw_memory_error("layers: the network's parameters, gradients and state need " + gib(bytes) +
+                       " GiB, more than this machine's " + gib(ram) + " GiB of memory");
+}
+
+// An optimizer's moment buffers must span this network's flat parameter buffer: one built for
+// another network would read and write past their end.
+template <typename T>
+void check_optimizer(Network<T>& net, Optimizer<T>& opt) {
+  for (auto& kv : opt.state())
+    if (kv.second->size() != net.param().size())
+      throw ValueError("optimizer: built for a network with " + std::to_string(kv.second->size()) +
+                       " parameters, this one has " + std::to_string(net.param().size()));
 }
 
 // Holds X and y alive and the C++ trainer that points into them.
@@ -78,7 +135,9 @@ void bind_network_t(py::module_& m, const char* name) {
 
   py::class_<Net>(m, name)
       .def(py::init([](const py::list& specs, Index in_features, std::uint64_t seed) {
-             return std::make_unique<Net>(make_layers<T>(specs), in_features, seed);
+             auto layers = make_layers<T>(specs);
+             check_network_size<T>(layers);
+             return std::make_unique<Net>(std::move(layers), in_features, seed);
            }),
            py::arg("layers"), py::arg("in_features"), py::arg("seed"))
       .def_property_readonly("in_features", &Net::in_features)
@@ -115,12 +174,11 @@ void bind_network_t(py::module_& m, const char* name) {
              const Index rows = X.shape(0);
              Array<T> out({py::ssize_t(rows), py::ssize_t(n.out_features())});
              T* dst = out.mutable_data();
-             {
-               py::gil_scoped_release release;
+             release_gil_for_batch(rows, [&] {
                std::lock_guard<std::mutex> lock(n.mutex());
                auto Z = n.forward(X.data(), rows, training);
                std::copy(Z.data(), Z.data() + Z.size(), dst);
-             }
+             });
              return out;
            },
            py::arg("X"), py::arg("training") = false)
@@ -138,12 +196,10 @@ void bind_network_t(py::module_& m, const char* name) {
                dxp = a.mutable_data();
                dx = a;
              }
-             double value;
-             {
-               py::gil_scoped_release release;
+             const double value = release_gil_for_batch(rows, [&] {
                std::lock_guard<std::mutex> lock(n.mutex());
-               value = n.loss_and_grad(X.data(), rows, target.target, loss, dxp, training);
-             }
+               return n.loss_and_grad(X.data(), rows, target.target, loss, dxp, training);
+             });
              return py::make_tuple(value, dx);
            },
            py::arg("X"), py::arg("y"), py::arg("loss"), py::arg("delta") = 1.0, py::arg("want_dx") = false,
@@ -159,15 +215,18 @@ void bind_network_t(py::module_& m, const char* name) {
              auto target = make_target<T>(y, X.shape(0), n.out_features(), loss);
              const auto mask = owned_mask(n, owned);
              const StepOptions o = options(l1, l2, clip_norm, clip_value);
-             py::gil_scoped_release release;
-             std::lock_guard<std::mutex> lock(n.mutex());
-             return n.train_step(X.data(), X.shape(0), target.target, loss, opt, mask, o);
+             check_optimizer(n, opt);
+             return release_gil_for_batch(X.shape(0), [&] {
+               std::lock_guard<std::mutex> lock(n.mutex());
+               return n.train_step(X.data(), X.shape(0), target.target, loss, opt, mask, o);
+             });
            },
            py::arg("X"), py::arg("y"), py::arg("loss"), py::arg("delta"), py::arg("optimizer"), py::arg("owned"),
            py::arg("l1") = 0.0, py::arg("l2") = 0.0, py::arg("clip_norm") = 0.0, py::arg("clip_value") = 0.0)
       .def("step",
            [=](Net& n, Optimizer<T>& opt, std::optional<std::vector<bool>> owned) {
              const auto mask = owned_mask(n, owned);
+             check_optimizer(n, opt);
              py::gil_scoped_release release;
              std::lock_guard<std::mutex> lock(n.mutex());
              n.step(opt, mask);
@@ -220,9 +279,15 @@ void bind_network_t(py::module_& m, const char* name) {
                         const std::string& loss_name, double delta, Index batch_size, bool shuffle, std::uint64_t seed,
                         std::optional<std::vector<bool>> owned, double l1, double l2, double clip_norm,
                         double clip_value, bool accuracy, bool errors) {
+             if (!py::isinstance<Net>(net_obj))
+               throw py::type_error(std::string("net: expected a ") + name + ", got " + type_name(net_obj));
+             if (!py::isinstance<Optimizer<T>>(opt_obj))
+               throw py::type_error(std::string("optimizer: expected a ") + dtype_name<T>() + " optimizer, got " +
+                                    type_name(opt_obj));
              auto& n = net_obj.template cast<Net&>();
              auto& opt = opt_obj.template cast<Optimizer<T>&>();
              check_matrix<T>(X, "X", n.in_features());
+             check_optimizer(n, opt);
              const Loss loss = Loss::parse(loss_name, delta);
              auto pt = std::make_unique<PT>();
              pt->net_obj = net_obj; pt->opt_obj = opt_obj; pt->X_keep = X;

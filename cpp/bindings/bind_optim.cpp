@@ -32,7 +32,11 @@ void bind_optim_t(py::module_& m, const std::string& sfx) {
            })
       .def_property(
           "steps", [](Opt& o) { return o.steps(); },
-          [](Opt& o, const std::vector<std::int64_t>& s) { o.steps() = s; })
+          [](Opt& o, const std::vector<std::int64_t>& s) {
+            for (auto v : s)  // a negative count would make Adam's bias correction divide by zero
+              if (v < 0) throw ValueError("steps: expected step counts >= 0, got " + std::to_string(v));
+            o.steps() = s;
+          })
       .def("reset_state", &Opt::reset_state);
 
   auto total = [](const Network<T>& net) { return Index(net.slices().empty() ? 0 : net.slices().back().offset + net.slices().back().size); };

@@ -3,6 +3,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <nativebp/losses.hpp>
 #include <nativebp/metrics.hpp>
@@ -17,6 +20,43 @@ using LabelArray = py::array_t<std::int64_t, py::array::c_style>;
 
 template <typename T>
 constexpr const char* dtype_name() { return sizeof(T) == 4 ? "float32" : "float64"; }
+
+inline std::string type_name(py::handle h) { return py::cast<std::string>(py::type::of(h).attr("__name__")); }
+
+// Raises Python's MemoryError with a message (std::bad_alloc would arrive without one).
+[[noreturn]] inline void throw_memory_error(const std::string& msg) {
+  PyErr_SetString(PyExc_MemoryError, msg.c_str());
+  throw py::error_already_set();
+}
+
+// Bytes of physical memory, or 0 where the system does not say.
+inline double physical_memory() {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+  const long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+  return pages > 0 && size > 0 ? double(pages) * double(size) : 0.0;
+#else
+  return 0.0;
+#endif
+}
+
+// Runs f with the GIL released; buffers for a batch too large to fit become a MemoryError naming X
+// (the release ends before the handler runs, so the GIL is held again there).
+template <typename F>
+auto release_gil_for_batch(Index rows, F&& f) {
+  try {
+    py::gil_scoped_release release;
+    return f();
+  } catch (const std::bad_alloc&) {
+    throw_memory_error("X: the buffers for a batch of " + std::to_string(rows) +
+                       " rows do not fit in memory; pass fewer rows at a time (e.g. predict(X, batch_size=...))");
+  }
+}
+
+inline std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", bytes / double(1 << 30));
+  return buf;
+}
 
 // A 2-D C-contiguous array of T with `cols` columns (cols < 0: any) and at least one row.
 template <typename T>

@@ -10,7 +10,10 @@ PYBIND11_MODULE(_core, m) {
   py::register_exception<nb::ValueError>(m, "EngineValueError", PyExc_ValueError);
 
   m.def("set_num_threads", [](int n) {
-    if (n < 1) throw nb::ValueError("set_num_threads: n must be >= 1, got " + std::to_string(n));
+    constexpr int kMaxThreads = 4096;  // beyond this OpenMP may fail to create threads and exit the process
+    if (n < 1 || n > kMaxThreads)
+      throw nb::ValueError("set_num_threads: n must be in [1, " + std::to_string(kMaxThreads) + "], got " +
+                           std::to_string(n));
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif

@@ -59,10 +59,10 @@ class Network {
 
   void reserve(Index batch) {
     if (batch <= capacity_) return;
-    capacity_ = batch;
     root_.reserve(batch);
     out_buf_.reserve(std::size_t(batch * out_));
     dout_buf_.reserve(std::size_t(batch * out_));
+    capacity_ = batch;  // only once every buffer is allocated: a bad_alloc must not leave it claimed
   }
 
   // Output of a forward pass over n rows of X; valid until the next call.

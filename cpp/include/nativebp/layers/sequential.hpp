@@ -42,12 +42,12 @@ class SequentialBlock final : public Layer<T> {
 
   void reserve(Index batch) override {
     if (batch <= capacity_) return;
-    capacity_ = batch;
     acts_.resize(layers_.empty() ? 0 : layers_.size() - 1);
     Index widest = widths_.empty() ? 0 : *std::max_element(widths_.begin(), widths_.end());
     for (std::size_t i = 0; i + 1 < layers_.size(); ++i) acts_[i].reserve(std::size_t(batch * widths_[i + 1]));
     for (auto& g : grad_) g.reserve(std::size_t(batch * widest));
     for (auto& l : layers_) l->reserve(batch);
+    capacity_ = batch;  // only once every buffer is allocated: a bad_alloc must not leave it claimed
   }
 
   void forward(ConstMatMap<T> X, MatMap<T> Y, bool training, Rng& rng) override {
