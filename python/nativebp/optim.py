@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._checks import check_number
+from ._checks import check_bool, check_number
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
 
@@ -22,7 +22,11 @@ def _resolve(params):
     from .network import Parameter, Sequential
     if isinstance(params, Sequential):
         return params, None
-    params = list(params)
+    try:
+        params = list(params)
+    except TypeError:
+        raise TypeError(f"params: expected a nativebp network or a list of its parameters(), got "
+                        f"{type(params).__name__}") from None
     if not params or not all(isinstance(p, Parameter) for p in params):
         raise TypeError("params: expected a nativebp network or a non-empty list of its parameters()")
     net = params[0]._net
@@ -100,7 +104,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
         super().__init__(params, lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                         nesterov=bool(nesterov))
+                         nesterov=check_bool("nesterov", nesterov))
 
     def _make(self, cls):
         d = self.defaults
@@ -130,7 +134,7 @@ class RMSprop(Optimizer):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
         super().__init__(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                         centered=bool(centered))
+                         centered=check_bool("centered", centered))
 
     def _make(self, cls):
         d = self.defaults
@@ -155,7 +159,8 @@ class Adam(Optimizer):
     _defaults = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False}
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
-        super().__init__(params, lr=lr, betas=_betas(betas), eps=eps, weight_decay=weight_decay, amsgrad=bool(amsgrad))
+        super().__init__(params, lr=lr, betas=_betas(betas), eps=eps, weight_decay=weight_decay,
+                         amsgrad=check_bool("amsgrad", amsgrad))
 
     def _make(self, cls):
         d = self.defaults
