@@ -10,14 +10,17 @@ from . import _core, optim
 from .gradcheck import GradcheckResult, gradcheck
 from .layers import (ELU, GELU, SELU, BatchNorm1d, Dense, Dropout, Identity, Layer, LayerNorm, LeakyReLU, ReLU,
                      Residual, Sigmoid, SiLU, Softmax, Softplus, Tanh)
+from .io import load
 from .network import Parameter, Sequential
+from .training import History
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Sequential", "Parameter", "Layer", "Dense", "Identity", "ReLU", "LeakyReLU", "ELU", "SELU", "GELU", "Sigmoid",
     "Tanh", "Softplus", "SiLU", "Softmax", "Dropout", "BatchNorm1d", "LayerNorm", "Residual", "optim", "gradcheck",
-    "GradcheckResult", "set_num_threads", "get_num_threads", "build_info",
+    "GradcheckResult", "set_num_threads", "get_num_threads", "build_info", "load", "History", "callbacks",
+    "schedules", "io",
 ]
 
 
@@ -39,6 +42,6 @@ def build_info():
 
 def __getattr__(name):  # submodules loaded on first use keep `import nativebp` fast
     import importlib
-    if name in ("datasets",):
+    if name in ("datasets", "callbacks", "schedules"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'nativebp' has no attribute {name!r}")

@@ -11,7 +11,7 @@ import numbers
 __all__ = [
     "Layer", "Dense", "Identity", "ReLU", "LeakyReLU", "ELU", "SELU", "GELU", "Sigmoid", "Tanh",
     "Softplus", "SiLU", "Softmax", "Dropout", "BatchNorm1d", "LayerNorm", "Residual", "make_layer",
-    "INITIALIZERS",
+    "layer_from_config", "INITIALIZERS",
 ]
 
 INITIALIZERS = ("xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "lecun_normal",
@@ -58,6 +58,11 @@ class Layer:
     def _args(self):
         return {}
 
+    def config(self):
+        """JSON-serialisable description ``{"class": name, **constructor arguments}``; see
+        ``layer_from_config``."""
+        return {"class": type(self).__name__, **self._args()}
+
     def __eq__(self, other):
         return type(self) is type(other) and self._args() == other._args()
 
@@ -101,6 +106,10 @@ class Dense(Layer):
 
     def out_features(self, in_features):
         return self.out_features_
+
+    def config(self):
+        return {"class": "Dense", "in_features": self.in_features, "out_features": self.out_features_,
+                "bias": self.bias, "init": self.init, "init_arg": self.init_arg, "bias_init": self.bias_init}
 
     def spec(self, in_features):
         return {"type": "dense", "in_features": self.in_features, "out_features": self.out_features_,
@@ -267,6 +276,9 @@ class Residual(Layer):
     def _args(self):
         return {"layers": self.layers}
 
+    def config(self):
+        return {"class": "Residual", "layers": [layer.config() for layer in self.layers]}
+
     def out_features(self, in_features):
         return in_features
 
@@ -281,6 +293,28 @@ class Residual(Layer):
 _BY_NAME = {cls.kind: cls for cls in (Identity, ReLU, LeakyReLU, ELU, SELU, GELU, Sigmoid, Tanh, Softplus,
                                       SiLU, Softmax)}
 _BY_NAME.update({"swish": SiLU, "logistic": Sigmoid, "linear": Identity})
+
+
+_BY_CLASS = {cls.__name__: cls for cls in (Dense, Identity, ReLU, LeakyReLU, ELU, SELU, GELU, Sigmoid, Tanh,
+                                           Softplus, SiLU, Softmax, Dropout, BatchNorm1d, LayerNorm, Residual)}
+
+
+def layer_from_config(config):
+    """The layer a ``Layer.config()`` dict describes (the inverse of ``config()``).
+
+    >>> import nativebp as nb
+    >>> nb.layers.layer_from_config(nb.LeakyReLU(0.2).config())
+    LeakyReLU(alpha=0.2)
+    """
+    if not isinstance(config, dict) or config.get("class") not in _BY_CLASS:
+        raise ValueError(f"config: expected a dict with 'class' one of {', '.join(_BY_CLASS)}, got {config!r}")
+    args = {k: v for k, v in config.items() if k != "class"}
+    if config["class"] == "Residual":
+        args["layers"] = [layer_from_config(c) for c in args.get("layers", ())]
+    try:
+        return _BY_CLASS[config["class"]](**args)
+    except TypeError as e:
+        raise ValueError(f"config: bad arguments for {config['class']} ({e})") from None
 
 
 def make_layer(layer):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import _core, io as _io, training as _training
 from ._checks import as_dtype, as_matrix, as_target, check_int, check_loss, check_number
 from .layers import BatchNorm1d, Dense, Layer, LayerNorm, Residual, make_layer
 
@@ -215,6 +215,11 @@ class Sequential:
 
     def copy(self):
         return self.astype(self.dtype)
+
+    # ----------------------------------------------------------------- training and files (nativebp.training, .io)
+    fit, evaluate, predict_proba = _training.fit, _training.evaluate, _training.predict_proba
+    save, state_dict, load_state_dict = _io.save, _io.state_dict, _io.load_state_dict
+    __getstate__, __setstate__, __deepcopy__ = _io.getstate, _io.setstate, _io.deepcopy
 
 
 def _clip_arg(name, value):
