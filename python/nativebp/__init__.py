@@ -40,8 +40,15 @@ def build_info():
     return dict(_core.build_info())
 
 
+# optional-dependency functions (torch, matplotlib), imported on first use; not in __all__, so
+# `from nativebp import *` never needs them
+_LAZY = {"from_torch": "interop", "plot_history": "plotting"}
+
+
 def __getattr__(name):  # submodules loaded on first use keep `import nativebp` fast
     import importlib
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     if name in ("datasets", "callbacks", "schedules"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'nativebp' has no attribute {name!r}")

@@ -221,6 +221,23 @@ class Sequential:
     save, state_dict, load_state_dict = _io.save, _io.state_dict, _io.load_state_dict
     __getstate__, __setstate__, __deepcopy__ = _io.getstate, _io.setstate, _io.deepcopy
 
+    # ----------------------------------------------------------------- summary, torch, ONNX (nativebp.summary, ...)
+    def summary(self, print_fn=print):
+        """Keras-style table of layers, output shapes and parameter counts: printed with
+        ``print_fn`` (None: not printed) and returned as a string."""
+        from .summary import summary
+        return summary(self, print_fn=print_fn)
+
+    def to_torch(self):
+        """This network as a PyTorch ``nn.Sequential`` in eval mode (see ``nativebp.interop``)."""
+        from .interop import to_torch
+        return to_torch(self)
+
+    def export_onnx(self, path=None, opset=17):
+        """Write this network as an ONNX model to ``path`` (see ``nativebp.onnx_export``); returns it."""
+        from .onnx_export import export_onnx
+        return export_onnx(self, path, opset=opset)
+
 
 def _clip_arg(name, value):
     if value is None:
