@@ -1,0 +1,201 @@
+"""Type stubs for ``nativebp._core``, the compiled engine (pybind11). Private: use ``nativebp``.
+
+Every class exists twice, ``...32`` for float32 and ``...64`` for float64, with the same
+methods. Arrays must be C-contiguous and of the class's dtype (the Python face converts).
+Keep in sync with ``cpp/bindings/*.cpp``; ``tests/test_typing.py`` compares names with the
+built module.
+"""
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+from numpy.typing import NDArray
+
+LayerSpec = dict[str, Any]  # {"type": "dense", "in_features": ..., ...}: see nativebp.layers.Layer.spec
+Target = Union[NDArray[np.int64], NDArray[Any]]  # int64 class labels (n,) or an (n, out) array
+Totals = dict[str, Any]  # loss, samples, batches, diverged [, accuracy] [, mse, mae]
+
+class EngineValueError(ValueError):
+    """A bad argument detected in C++."""
+
+def set_num_threads(n: int) -> None:
+    """Threads for the engine's OpenMP loops and GEMMs (process-wide)."""
+
+def get_num_threads() -> int: ...
+def build_info() -> dict[str, Any]:
+    """``{"eigen": version, "simd": instruction sets, "openmp": version or 0}``."""
+
+class Network32:
+    """Layers, one flat parameter / gradient / state buffer, preallocated batch buffers."""
+    def __init__(self, layers: Sequence[LayerSpec], in_features: int, seed: int) -> None: ...
+    @property
+    def in_features(self) -> int: ...
+    @property
+    def out_features(self) -> int: ...
+    def param_info(self) -> list[tuple[str, int, int, bool]]:
+        """(name, rows, cols (0 for a vector), is_weight) per parameter tensor, in buffer order."""
+    def state_info(self) -> list[tuple[str, int, int]]: ...
+    def param_array(self) -> NDArray[np.float32]:
+        """The flat parameter buffer (a writable view, alive as long as the network)."""
+    def grad_array(self) -> NDArray[np.float32]: ...
+    def state_array(self) -> NDArray[np.float32]: ...
+    def set_trainable(self, index: int, on: bool) -> None: ...
+    def trainable(self) -> list[bool]: ...
+    def reseed(self, seed: int) -> None: ...
+    def rng_state(self) -> str: ...
+    def set_rng_state(self, state: str) -> None: ...
+    def forward(self, X: NDArray[np.float32], training: bool = False) -> NDArray[np.float32]: ...
+    def loss_and_grad(self, X: NDArray[np.float32], y: Target, loss: str, delta: float = 1.0, want_dx: bool = False,
+                      training: bool = True) -> tuple[float, Optional[NDArray[np.float32]]]:
+        """Forward, loss and backward; adds into the gradient buffer. Returns (loss, dL/dX or None)."""
+    def zero_grad(self) -> None: ...
+    def train_step(self, X: NDArray[np.float32], y: Target, loss: str, delta: float, optimizer: Optimizer32,
+                   owned: Optional[Sequence[bool]], l1: float = 0.0, l2: float = 0.0, clip_norm: float = 0.0,
+                   clip_value: float = 0.0) -> float:
+        """zero_grad, forward, loss, backward, penalties, clipping, step; the loss incl. penalty."""
+    def step(self, optimizer: Optimizer32, owned: Optional[Sequence[bool]]) -> None: ...
+    def clip_grad(self, max_norm: float, max_value: float) -> float: ...
+    def evaluate(self, X: NDArray[np.float32], y: Target, loss: str, delta: float, batch: int, accuracy: bool,
+                 errors: bool) -> Totals: ...
+    def gradcheck(self, X: NDArray[np.float32], y: Target, loss: str, delta: float, max_checks: int, seed: int,
+                  training: bool) -> list[dict[str, Any]]: ...
+
+class Trainer32:
+    """The fused epoch loop over (X, y); keeps references to the network, optimizer and data."""
+    def __init__(self, net: Network32, optimizer: Optimizer32, X: NDArray[np.float32], y: Target, loss: str,
+                 delta: float, batch_size: int, shuffle: bool, seed: int, owned: Optional[Sequence[bool]],
+                 l1: float, l2: float, clip_norm: float, clip_value: float, accuracy: bool, errors: bool) -> None: ...
+    @property
+    def batches_per_epoch(self) -> int: ...
+    def begin_epoch(self, seed: Optional[int] = None) -> None:
+        """Reset the totals and, with shuffle, draw the epoch's order (seeded: resumable)."""
+    def run(self, max_batches: int) -> bool:
+        """Train on up to max_batches more batches; True when the epoch is done (or diverged)."""
+    def totals(self) -> Totals: ...
+
+class Optimizer32:
+    lr: float
+    steps: list[int]
+    @property
+    def kind(self) -> str: ...
+    def state_names(self) -> list[str]: ...
+    def state_array(self, name: str) -> NDArray[np.float32]: ...
+    def reset_state(self) -> None: ...
+
+class SGD32(Optimizer32):
+    momentum: float
+    dampening: float
+    weight_decay: float
+    nesterov: bool
+    def __init__(self, net: Network32, lr: float, momentum: float, dampening: float, weight_decay: float,
+                 nesterov: bool) -> None: ...
+
+class Adagrad32(Optimizer32):
+    lr_decay: float
+    weight_decay: float
+    eps: float
+    def __init__(self, net: Network32, lr: float, lr_decay: float, weight_decay: float,
+                 initial_accumulator_value: float, eps: float) -> None: ...
+
+class RMSprop32(Optimizer32):
+    alpha: float
+    eps: float
+    weight_decay: float
+    momentum: float
+    def __init__(self, net: Network32, lr: float, alpha: float, eps: float, weight_decay: float, momentum: float,
+                 centered: bool) -> None: ...
+
+class Adam32(Optimizer32):
+    beta1: float
+    beta2: float
+    eps: float
+    weight_decay: float
+    def __init__(self, net: Network32, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+                 amsgrad: bool, decoupled: bool) -> None: ...
+
+class Network64:
+    """Layers, one flat parameter / gradient / state buffer, preallocated batch buffers."""
+    def __init__(self, layers: Sequence[LayerSpec], in_features: int, seed: int) -> None: ...
+    @property
+    def in_features(self) -> int: ...
+    @property
+    def out_features(self) -> int: ...
+    def param_info(self) -> list[tuple[str, int, int, bool]]:
+        """(name, rows, cols (0 for a vector), is_weight) per parameter tensor, in buffer order."""
+    def state_info(self) -> list[tuple[str, int, int]]: ...
+    def param_array(self) -> NDArray[np.float64]:
+        """The flat parameter buffer (a writable view, alive as long as the network)."""
+    def grad_array(self) -> NDArray[np.float64]: ...
+    def state_array(self) -> NDArray[np.float64]: ...
+    def set_trainable(self, index: int, on: bool) -> None: ...
+    def trainable(self) -> list[bool]: ...
+    def reseed(self, seed: int) -> None: ...
+    def rng_state(self) -> str: ...
+    def set_rng_state(self, state: str) -> None: ...
+    def forward(self, X: NDArray[np.float64], training: bool = False) -> NDArray[np.float64]: ...
+    def loss_and_grad(self, X: NDArray[np.float64], y: Target, loss: str, delta: float = 1.0, want_dx: bool = False,
+                      training: bool = True) -> tuple[float, Optional[NDArray[np.float64]]]:
+        """Forward, loss and backward; adds into the gradient buffer. Returns (loss, dL/dX or None)."""
+    def zero_grad(self) -> None: ...
+    def train_step(self, X: NDArray[np.float64], y: Target, loss: str, delta: float, optimizer: Optimizer64,
+                   owned: Optional[Sequence[bool]], l1: float = 0.0, l2: float = 0.0, clip_norm: float = 0.0,
+                   clip_value: float = 0.0) -> float:
+        """zero_grad, forward, loss, backward, penalties, clipping, step; the loss incl. penalty."""
+    def step(self, optimizer: Optimizer64, owned: Optional[Sequence[bool]]) -> None: ...
+    def clip_grad(self, max_norm: float, max_value: float) -> float: ...
+    def evaluate(self, X: NDArray[np.float64], y: Target, loss: str, delta: float, batch: int, accuracy: bool,
+                 errors: bool) -> Totals: ...
+    def gradcheck(self, X: NDArray[np.float64], y: Target, loss: str, delta: float, max_checks: int, seed: int,
+                  training: bool) -> list[dict[str, Any]]: ...
+
+class Trainer64:
+    """The fused epoch loop over (X, y); keeps references to the network, optimizer and data."""
+    def __init__(self, net: Network64, optimizer: Optimizer64, X: NDArray[np.float64], y: Target, loss: str,
+                 delta: float, batch_size: int, shuffle: bool, seed: int, owned: Optional[Sequence[bool]],
+                 l1: float, l2: float, clip_norm: float, clip_value: float, accuracy: bool, errors: bool) -> None: ...
+    @property
+    def batches_per_epoch(self) -> int: ...
+    def begin_epoch(self, seed: Optional[int] = None) -> None:
+        """Reset the totals and, with shuffle, draw the epoch's order (seeded: resumable)."""
+    def run(self, max_batches: int) -> bool:
+        """Train on up to max_batches more batches; True when the epoch is done (or diverged)."""
+    def totals(self) -> Totals: ...
+
+class Optimizer64:
+    lr: float
+    steps: list[int]
+    @property
+    def kind(self) -> str: ...
+    def state_names(self) -> list[str]: ...
+    def state_array(self, name: str) -> NDArray[np.float64]: ...
+    def reset_state(self) -> None: ...
+
+class SGD64(Optimizer64):
+    momentum: float
+    dampening: float
+    weight_decay: float
+    nesterov: bool
+    def __init__(self, net: Network64, lr: float, momentum: float, dampening: float, weight_decay: float,
+                 nesterov: bool) -> None: ...
+
+class Adagrad64(Optimizer64):
+    lr_decay: float
+    weight_decay: float
+    eps: float
+    def __init__(self, net: Network64, lr: float, lr_decay: float, weight_decay: float,
+                 initial_accumulator_value: float, eps: float) -> None: ...
+
+class RMSprop64(Optimizer64):
+    alpha: float
+    eps: float
+    weight_decay: float
+    momentum: float
+    def __init__(self, net: Network64, lr: float, alpha: float, eps: float, weight_decay: float, momentum: float,
+                 centered: bool) -> None: ...
+
+class Adam64(Optimizer64):
+    beta1: float
+    beta2: float
+    eps: float
+    weight_decay: float
+    def __init__(self, net: Network64, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+                 amsgrad: bool, decoupled: bool) -> None: ...
