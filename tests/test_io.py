@@ -215,6 +215,7 @@ def test_pickle_and_deepcopy_give_independent_equal_networks():
         assert not np.array_equal(weights(other), weights(net))
 
 
+@exact
 def test_state_dict_has_torch_names_copies_and_loads_back():
     net, _, X, _ = trained()
     sd = net.state_dict()

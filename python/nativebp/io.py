@@ -21,8 +21,6 @@ truncated, corrupted or foreign file. A round trip is bit-exact.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 
 import numpy as np
@@ -104,12 +102,14 @@ def _unpack_optimizer(net, h, arrays):
 
 # ------------------------------------------------------------------------------------- files
 def _digest(a):
+    import hashlib  # loads OpenSSL: kept out of `import nativebp`
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
 def save(net, path, optimizer=None, meta=None):
     """Write ``net`` (and ``optimizer``'s state, for resuming training exactly) to ``path``
     atomically. ``meta``: a JSON-serialisable dict stored in the header."""
+    import json
     import tempfile
     import zipfile
     if not isinstance(path, (str, os.PathLike)):
@@ -152,6 +152,7 @@ def save(net, path, optimizer=None, meta=None):
 
 
 def _read(path, arrays_too=True):
+    import json
     import zipfile
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a file path (str or os.PathLike), got {type(path).__name__}")
@@ -176,7 +177,7 @@ def _read(path, arrays_too=True):
                     raise ValueError(f"array {name!r}: SHA-256 mismatch, the file is corrupted")
                 arrays[name] = a
             return header, arrays
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
     except ValueError as e:
         raise ValueError(f"{where!r}: {e}") from None
