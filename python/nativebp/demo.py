@@ -78,17 +78,9 @@ def _away_from_kinks(net, X, k, margin=1e-3):
 
 def _plot(hist, path, out):
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("--plot: matplotlib is not installed (pip install matplotlib); no plot written", file=out)
+        from nativebp.plotting import plot_history
+    except ImportError as e:
+        print(f"--plot: {e}; no plot written", file=out)
         return
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
-    epochs = [e + 1 for e in hist.epoch]
-    a.plot(epochs, hist["loss"]); a.set_xlabel("epoch"); a.set_ylabel("training loss"); a.set_yscale("log")
-    b.plot(epochs, [100 * v for v in hist["accuracy"]]); b.set_xlabel("epoch"); b.set_ylabel("training accuracy %")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plot_history(hist, path=path, title="nativebp demo: UCI digits")
     print(f"curves written to {path}", file=out)
