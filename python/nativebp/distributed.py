@@ -1,0 +1,487 @@
+"""Data-parallel training over MPI (mpi4py): every rank holds a replica of the network, trains on
+its shard of each global batch, and one in-place all-reduce of the flat gradient buffer gives
+every rank the same gradient, hence the same optimizer step.
+
+    # train.py -- run with:  mpiexec -n 4 python train.py   (pip install "nativebp[mpi]")
+    import nativebp as nb
+    net = nb.Sequential([nb.Dense(784, 256), nb.ReLU(), nb.Dense(256, 10)], seed=0)
+    dp = nb.distributed.DataParallel(net)                  # rank 0's weights go to every rank
+    dp.fit(X, y, loss="cross_entropy", optimizer=nb.optim.Adam(net), epochs=5, batch_size=128)
+
+What it promises (N ranks, ``batch_size=B`` per rank, every rank passing the same full X, y):
+- The weights equal those of one process stepping on global batches of N*B rows, the batches and
+  their order being ``epoch_order(len(X), seed, epoch)`` cut into runs of N*B rows; rank r trains
+  on the r-th contiguous part of each (``shard_bounds``). A short last batch is split as evenly
+  as possible (with BatchNorm, over fewer ranks if needed, so each shard has 2+ rows), and each
+  rank's mean-loss gradient is weighted by its share, so the sum is the global mean gradient.
+- BatchNorm: each rank normalises with its *own* shard's batch statistics (the C++ forward runs
+  in one call; true sync-BatchNorm needs an engine hook). The running statistics are made what
+  one process would record from the global batch: each rank's batch mean and variance are
+  recovered from its running-stat update and combined exactly (Chan's parallel formula).
+- Dropout: each rank's generator is reseeded from (seed, rank), so masks differ between ranks.
+- Only rank 0 prints and writes checkpoints (``ModelCheckpoint``); every method returns the same
+  values on all ranks.
+- An exception on one rank (inside fit/train_step, or uncaught anywhere once a DataParallel
+  exists) prints the rank and the error and calls ``MPI.Abort``, so the others stop instead of
+  waiting forever in a collective. Errors every rank detects together (a non-finite loss,
+  mismatched data) are raised on every rank without aborting.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+import traceback
+import zlib
+
+import numpy as np
+
+from ._checks import check_int, check_number
+
+__all__ = ["DataParallel", "epoch_order", "shard_bounds", "rank", "size"]
+
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as e:
+        raise ImportError(f"nativebp.distributed needs mpi4py and an MPI library: pip install \"nativebp[mpi]\" "
+                          f"(mpi4py + mpich), then run under mpiexec -n N ({e})") from None
+    return MPI
+
+
+def rank():
+    """This process's rank in MPI.COMM_WORLD (0 when run without mpiexec)."""
+    return _mpi().COMM_WORLD.Get_rank()
+
+
+def size():
+    """The number of ranks in MPI.COMM_WORLD (1 when run without mpiexec)."""
+    return _mpi().COMM_WORLD.Get_size()
+
+
+def epoch_order(n, seed, epoch, shuffle=True):
+    """The row order of one epoch: a permutation drawn from (seed, epoch) alone, so a resumed run
+    (``initial_epoch=k``) and any number of ranks see the same batches."""
+    if not shuffle:
+        return np.arange(n)
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
+
+
+def shard_bounds(m, size, rank, min_rows=1):
+    """Rows [start, stop) of an m-row global batch that `rank` of `size` trains on: contiguous,
+    as equal as possible (the first ones take one more). A short batch goes to fewer ranks when
+    needed so that no non-empty shard has under ``min_rows`` rows (2 for BatchNorm)."""
+    active = max(1, min(size, m // min_rows))
+    if rank >= active:
+        return m, m
+    base, extra = divmod(m, active)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
+
+
+def _everywhere(err):
+    """Marks an error that every rank raises together (no abort needed)."""
+    err.all_ranks = True
+    return err
+
+
+def _abort(comm, err):
+    tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    sys.stdout.flush()
+    sys.stderr.write(f"{tb}nativebp.distributed: rank {comm.Get_rank()} of {comm.Get_size()} failed with "
+                     f"{type(err).__name__}: {err}; aborting all ranks\n")
+    sys.stderr.flush()
+    comm.Abort(1)
+    os._exit(1)  # MPICH's Abort may return before the launcher kills us: never unwind into user code
+
+
+_HOOKED = []
+
+
+def _install_excepthook(comm):
+    """An uncaught exception on any rank aborts the job (as ``python -m mpi4py`` does)."""
+    if _HOOKED:
+        return
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        previous(kind, value, tb)
+        sys.stderr.write(f"nativebp.distributed: rank {comm.Get_rank()} of {comm.Get_size()} stopped by an "
+                         f"uncaught {kind.__name__}; aborting all ranks\n")
+        sys.stderr.flush()
+        comm.Abort(1)
+        os._exit(1)
+
+    sys.excepthook = hook
+    _HOOKED.append(hook)
+
+
+def _guarded(method):
+    """Runs a collective method; an error on this rank alone aborts every rank."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException as e:
+            if self.size > 1 and self.abort_on_error and not getattr(e, "all_ranks", False):
+                _abort(self.comm, e)
+            raise
+    return run
+
+
+def _batchnorms(layers):
+    from .layers import BatchNorm1d, Residual
+    for layer in layers:
+        if isinstance(layer, BatchNorm1d):
+            yield layer
+        elif isinstance(layer, Residual):
+            yield from _batchnorms(layer.layers)
+
+
+class _RunningStats:
+    """Where each BatchNorm's running statistics sit in the state buffer, and their exact merge."""
+
+    def __init__(self, net):
+        info, offset, self.layers = net._engine.state_info(), 0, []
+        slots = {}
+        for name, rows, cols in info:
+            slots[name] = (offset, rows)
+            offset += rows if cols == 0 else rows * cols
+        prefixes = [name[:-len(".running_mean")] for name, _, _ in info if name.endswith(".running_mean")]
+        bns = list(_batchnorms(net.layers))
+        if len(bns) != len(prefixes) or offset != net._engine.state_array().size:
+            raise RuntimeError("nativebp.distributed: the engine's state buffer does not match the BatchNorm layers")
+        for bn, p in zip(bns, prefixes):
+            (m, k), (v, _), (t, _) = slots[p + ".running_mean"], slots[p + ".running_var"], \
+                slots[p + ".num_batches_tracked"]
+            self.layers.append((bn.momentum, k, m, v, t))
+        self.width = sum(2 * k for _, k, _, _, _ in self.layers)
+
+    def local(self, before, after, n):
+        """This rank's batch means and biased variances, recovered from the running-stat update
+        r1 = (1 - m) r0 + m x (the running variance uses the unbiased n/(n-1) one)."""
+        out = []
+        for m, k, mo, vo, _ in self.layers:
+            if m == 0 or n < 2:  # nothing recorded (momentum 0), or no batch statistics on this rank
+                out += [np.zeros(k), np.zeros(k)]
+                continue
+            r0, r1 = before.astype(np.float64), after.astype(np.float64)
+            mean = (r1[mo:mo + k] - (1 - m) * r0[mo:mo + k]) / m
+            unbiased = (r1[vo:vo + k] - (1 - m) * r0[vo:vo + k]) / m
+            out += [mean, unbiased * (n - 1) / n]
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def merge(self, state, before, counts, stats):
+        """Writes into `state` the running statistics of one step on the union of the ranks'
+        batches: mean = sum n_r mu_r / N, M2 = sum n_r (s_r + (mu_r - mu)^2), var = M2 / (N - 1)."""
+        N, w, col = counts.sum(), counts[:, None], 0
+        r0 = before.astype(np.float64)
+        for m, k, mo, vo, to in self.layers:
+            mu_r, s_r = stats[:, col:col + k], stats[:, col + k:col + 2 * k]
+            col += 2 * k
+            state[to] = before[to] + 1
+            if m == 0 or N < 2:
+                state[mo:mo + k], state[vo:vo + k] = before[mo:mo + k], before[vo:vo + k]
+                continue
+            mu = (w * mu_r).sum(axis=0) / N
+            m2 = (w * (s_r + (mu_r - mu) ** 2)).sum(axis=0)
+            state[mo:mo + k] = (1 - m) * r0[mo:mo + k] + m * mu
+            state[vo:vo + k] = (1 - m) * r0[vo:vo + k] + m * (m2 / (N - 1))
+
+
+class DataParallel:
+    """Synchronous data-parallel training of ``net`` over ``comm`` (default MPI.COMM_WORLD).
+
+    Construction broadcasts rank 0's parameters and BatchNorm state to every rank and reseeds each
+    rank's Dropout generator from (``seed``, rank) (``seed`` defaults to rank 0's ``net.seed``).
+    ``abort_on_error`` (default True): an error on one rank aborts all of them (see the module
+    doc); it also installs a ``sys.excepthook`` doing so for uncaught exceptions.
+
+    ``comm_seconds`` counts the time spent in this object's collectives during training steps;
+    ``resyncs`` how often ``fit``'s per-epoch checksum found the replicas apart (expected: 0).
+    """
+
+    def __init__(self, net, comm=None, seed=None, abort_on_error=True):
+        from .network import Sequential
+        if not isinstance(net, Sequential):
+            raise TypeError(f"net: expected a nativebp.Sequential, got {type(net).__name__}")
+        MPI = _mpi()
+        self.MPI, self.net, self.abort_on_error = MPI, net, bool(abort_on_error)
+        self.comm = MPI.COMM_WORLD if comm is None else comm
+        self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        self.comm_seconds, self.steps, self.resyncs = 0.0, 0, 0
+        if self.size > 1 and self.abort_on_error:
+            _install_excepthook(self.comm)
+        self._setup(seed)
+
+    @_guarded
+    def _setup(self, seed):
+        net = self.net
+        shape = (net.dtype, [tuple(p) for p in net._engine.param_info()], [tuple(s) for s in net._engine.state_info()])
+        if any(s != shape for s in self.comm.allgather(shape)):
+            raise _everywhere(ValueError("net: the ranks built different networks (layers, sizes or dtype); every "
+                                         "rank must construct the same architecture"))
+        self._grad = net._engine.grad_array()
+        self._mpi_type = self.MPI.FLOAT if net.dtype == "float32" else self.MPI.DOUBLE
+        self._stats = _RunningStats(net)
+        self._min_rows = 2 if self._stats.layers else 1  # BatchNorm's batch statistics need 2 rows
+        self.seed = self.comm.bcast(net.seed if seed is None else check_int("seed", seed, 0), root=0)
+        # (seed, rank) through SeedSequence, not seed + rank: rank 0 must not replay the init stream
+        net._engine.reseed(int(np.random.SeedSequence([self.seed, self.rank]).generate_state(1, np.uint64)[0]))
+        self.broadcast()
+
+    def broadcast(self, optimizer=None):
+        """Copies rank 0's parameters, BatchNorm state (and the optimizer's state) to every rank."""
+        if self.size == 1:
+            return
+        for buf in (self.net._engine.param_array(), self.net._engine.state_array()):
+            if buf.size:
+                self.comm.Bcast([buf, self._mpi_type], root=0)
+        if optimizer is not None:
+            eng = optimizer._engine
+            for name in eng.state_names():
+                buf = eng.state_array(name)
+                if buf.size:
+                    self.comm.Bcast([buf, self._mpi_type], root=0)
+            eng.steps = self.comm.bcast(list(eng.steps), root=0)
+
+    # ------------------------------------------------------------------ one step
+    @_guarded
+    def train_step(self, X, y, loss="mse", optimizer=None, delta=1.0, l1=0.0, l2=0.0, clip_norm=None,
+                   clip_value=None):
+        """One synchronous step on this rank's shard (X, y) of the global batch; returns the global
+        mean loss (plus penalty), the same on every rank. Shards may differ in size."""
+        net = self.net
+        self._check_optimizer(optimizer)
+        X, y, loss = net._xy(X, y, loss)
+        return self._step(X, y, loss, optimizer, check_number("delta", delta), check_number("l1", l1, 0),
+                          check_number("l2", l2, 0), _clip("clip_norm", clip_norm), _clip("clip_value", clip_value))
+
+    def _check_optimizer(self, optimizer):
+        from .optim import Optimizer
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer: expected a nativebp.optim optimizer for this network, got "
+                            f"{type(optimizer).__name__}")
+        optimizer._check_network(self.net)
+
+    def _step(self, X, y, loss, optimizer, delta, l1, l2, clip_norm, clip_value):
+        """X None: this rank has no rows in this batch (a short last batch)."""
+        eng, state = self.net._engine, self.net._engine.state_array()
+        n = 0 if X is None else len(X)
+        before = state.copy() if self._stats.layers else None
+        eng.zero_grad()
+        value = eng.loss_and_grad(X, y, loss, delta, False, True)[0] if n else 0.0
+        mine = np.concatenate([[n, value * n], self._stats.local(before, state, n) if before is not None else []])
+        t0 = time.perf_counter()
+        table = np.empty((self.size, mine.size))
+        self.comm.Allgather([mine, self.MPI.DOUBLE], [table, self.MPI.DOUBLE])
+        counts = table[:, 0]
+        total = counts.sum()
+        value = table[:, 1].sum() / total
+        if not np.isfinite(value):
+            self.comm_seconds += time.perf_counter() - t0
+            if before is not None:
+                state[...] = before
+            raise _everywhere(FloatingPointError(
+                f"train_step: the loss is {value} (global mean over {int(total)} rows); the step was skipped "
+                f"on every rank and the weights are unchanged (lower the learning rate or clip gradients)"))
+        if n != total:  # weight this rank's mean gradient by its share of the rows
+            self._grad *= self._grad.dtype.type(n / total)
+        self.comm.Allreduce(self.MPI.IN_PLACE, [self._grad, self._mpi_type])
+        self.comm_seconds += time.perf_counter() - t0
+        if before is not None:
+            self._stats.merge(state, before, counts, table[:, 2:])
+        value += self._penalty(l1, l2)
+        if clip_norm or clip_value:
+            eng.clip_grad(clip_norm, clip_value)
+        eng.step(optimizer._engine, optimizer._owned)
+        self.steps += 1
+        return value
+
+    def _penalty(self, l1, l2):
+        """As the engine's train_step: grad += l1 sign(w) + l2 w on trainable weights (not biases)."""
+        if not (l1 or l2):
+            return 0.0
+        value = 0.0
+        for p in self.net.parameters():
+            if p.is_weight and p.trainable:
+                w = p.value
+                p.grad += l1 * np.sign(w) + l2 * w
+                value += l1 * float(np.abs(w).sum(dtype=np.float64)) + 0.5 * l2 * float(np.square(w, dtype=np.float64).sum())
+        return value
+
+    # ------------------------------------------------------------------ evaluation
+    @_guarded
+    def evaluate(self, X, y, loss="mse", metrics=None, delta=1.0):
+        """Inference-mode mean loss and metrics ("accuracy", "mse", "mae") over the full (X, y),
+        each rank scoring a contiguous share of the rows; the same dict on every rank."""
+        X, y, loss = self.net._xy(X, y, loss)
+        return self._evaluate(X, y, loss, _metrics(metrics), check_number("delta", delta))
+
+    def _evaluate(self, X, y, loss, metrics, delta, prefix=""):
+        start, stop = shard_bounds(len(X), self.size, self.rank)
+        keys = ["loss"] + metrics
+        mine = np.zeros(1 + len(keys))
+        if stop > start:
+            t = self.net._engine.evaluate(X[start:stop], y[start:stop], loss, delta, min(stop - start, 1024),
+                                          "accuracy" in metrics, "mse" in metrics or "mae" in metrics)
+            mine[0] = t["samples"]
+            mine[1:] = [t[k] * t["samples"] for k in keys]
+        table = np.empty((self.size, mine.size))
+        self.comm.Allgather([mine, self.MPI.DOUBLE], [table, self.MPI.DOUBLE])
+        sums = table.sum(axis=0)
+        return {prefix + k: float(v / sums[0]) for k, v in zip(keys, sums[1:])}
+
+    # ------------------------------------------------------------------ the epoch loop
+    @_guarded
+    def fit(self, X, y, loss="mse", optimizer=None, epochs=1, batch_size=32, shuffle=True, seed=None,
+            validation_data=None, metrics=None, callbacks=None, verbose=1, initial_epoch=0, drop_last=False,
+            delta=1.0, l1=0.0, l2=0.0, clip_norm=None, clip_value=None):
+        """Train on the full (X, y), passed identically on every rank, for ``epochs`` epochs; the
+        arguments mean what they mean in ``Sequential.fit``, except:
+
+        - ``batch_size`` is per rank: a step trains on ``size * batch_size`` rows. Epoch e's order
+          is ``epoch_order(len(X), seed, e, shuffle)`` (``seed`` defaults to the constructor's).
+        - ``metrics`` ("accuracy", "mse", "mae") are computed on ``validation_data`` only.
+        - ``callbacks`` run on every rank with the same logs, so EarlyStopping, schedules and
+          ReduceLROnPlateau decide alike (the stop flag and the learning rate are also agreed on
+          through MPI); a ``ModelCheckpoint`` writes on rank 0 only, while the others wait, so
+          its file is complete when any rank goes on (and may ``nb.load`` it).
+        - ``drop_last`` skips a short last batch.
+
+        Returns a ``History`` (the same on every rank). A non-finite loss raises
+        ``FloatingPointError`` on every rank (``err.history``: the epochs done)."""
+        from .callbacks import ModelCheckpoint, as_callbacks
+        from .training import History, _optimizer
+        net = self.net
+        optimizer = _optimizer(net, optimizer)  # as fit: default Adam(lr=1e-3), initial_lr for schedules
+        X, y, loss = net._xy(X, y, loss)
+        epochs, initial_epoch = check_int("epochs", epochs, 0), check_int("initial_epoch", initial_epoch, 0)
+        batch_size = check_int("batch_size", batch_size)
+        seed = self.seed if seed is None else check_int("seed", seed, 0)
+        metrics, delta = _metrics(metrics), check_number("delta", delta)
+        l1, l2 = check_number("l1", l1, 0), check_number("l2", l2, 0)
+        clip_norm, clip_value = _clip("clip_norm", clip_norm), _clip("clip_value", clip_value)
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data: expected a pair (X_val, y_val)")
+            val = net._xy(validation_data[0], validation_data[1], loss)[:2]
+        cbs = as_callbacks(callbacks)
+        writes = any(isinstance(cb, ModelCheckpoint) for cb in cbs)
+        if self.rank != 0:
+            cbs = [cb for cb in cbs if not isinstance(cb, ModelCheckpoint)]
+        self._agree(X, y, val, epochs, batch_size, seed, bool(shuffle), loss, initial_epoch, bool(drop_last))
+        steps = self._plan(len(X), batch_size, bool(drop_last))
+        self.broadcast(optimizer)
+        G = batch_size * self.size
+        history = History({"epochs": epochs, "initial_epoch": initial_epoch, "batch_size": batch_size,
+                           "global_batch_size": G, "ranks": self.size, "samples": len(X), "steps": steps})
+        net.history, net.stop_training = history, False
+        for cb in cbs:
+            cb.set_context(net, optimizer, history.params)
+            cb.on_train_begin({})
+        try:
+            for epoch in range(initial_epoch, initial_epoch + epochs):
+                for cb in cbs:
+                    cb.on_epoch_begin(epoch, {})
+                optimizer.lr = lr = self.comm.bcast(optimizer.lr, root=0)
+                start, total = time.perf_counter(), 0.0
+                order = epoch_order(len(X), seed, epoch, shuffle)
+                for s in range(steps):
+                    rows = order[s * G:(s + 1) * G]
+                    a, b = shard_bounds(len(rows), self.size, self.rank, self._min_rows)
+                    if b == a:
+                        Xb = yb = None
+                    elif shuffle:
+                        Xb, yb = X[rows[a:b]], y[rows[a:b]]
+                    else:  # contiguous rows: views, no copy
+                        Xb, yb = X[rows[0] + a:rows[0] + b], y[rows[0] + a:rows[0] + b]
+                    total += len(rows) * self._step(Xb, yb, loss, optimizer, delta, l1, l2, clip_norm, clip_value)
+                seen = min(steps * G, len(X))
+                logs = {"loss": total / seen}
+                if val is not None:
+                    logs.update(self._evaluate(*val, loss, metrics, delta, prefix="val_"))
+                logs["lr"] = lr
+                history._append(epoch, logs)
+                self._check_replicas(optimizer)
+                if verbose and self.rank == 0:
+                    elapsed = time.perf_counter() - start
+                    text = " - ".join(f"{k}: {v:.4g}" for k, v in logs.items())
+                    print(f"Epoch {epoch + 1}/{initial_epoch + epochs} - {elapsed:.2f}s - {text} - "
+                          f"{seen / max(elapsed, 1e-9):,.0f} samples/s on {self.size} ranks", flush=True)
+                for cb in cbs:
+                    cb.on_epoch_end(epoch, logs)
+                if writes:
+                    self.comm.Barrier()
+                if self.comm.allreduce(bool(net.stop_training), op=self.MPI.LOR):
+                    break
+        except FloatingPointError as e:
+            e.history = history
+            for cb in cbs:
+                cb.on_train_end({"interrupted": False, "diverged": True})
+            raise
+        for cb in cbs:
+            cb.on_train_end({"interrupted": False, "diverged": False})
+        return history
+
+    def _check_replicas(self, optimizer):
+        """The ranks apply the same step to the same numbers, so their weights agree bit for bit;
+        a checksum per epoch catches any drift (counted in ``resyncs``) and re-syncs from rank 0."""
+        if self.size == 1:
+            return
+        eng = self.net._engine
+        mine = zlib.crc32(eng.param_array().data, zlib.crc32(eng.state_array().data))
+        if len(set(self.comm.allgather(mine))) > 1:
+            self.resyncs += 1
+            self.broadcast(optimizer)
+
+    def _agree(self, X, y, val, *settings):
+        """Every rank must pass the same data and settings, or the ranks would run different numbers
+        of collectives and hang: compare a fingerprint of each (one small allgather)."""
+        def digest(a):
+            step = max(1, len(a) // 256)  # a sample of rows keeps this cheap on big data
+            return (a.shape, str(a.dtype), zlib.crc32(np.ascontiguousarray(a[::step]).tobytes()))
+        mine = (digest(X), digest(y), None if val is None else (digest(val[0]), digest(val[1])), settings)
+        everyone = self.comm.allgather(mine)
+        if any(o != mine for o in everyone):
+            names = ["X", "y", "validation_data", "the fit settings"]
+            which = [nm for i, nm in enumerate(names) if any(o[i] != everyone[0][i] for o in everyone)]
+            raise _everywhere(ValueError(
+                f"fit: the ranks passed different {', '.join(which)}; every rank must pass the same full data "
+                f"and settings (DataParallel shards it by rank)"))
+
+    def _plan(self, n, batch_size, drop_last):
+        """Steps per epoch; refuses a 1-row last batch with BatchNorm (as one process would)."""
+        G = batch_size * self.size
+        full, rest = divmod(n, G)
+        if drop_last or rest == 0:
+            if full == 0:
+                raise _everywhere(ValueError(f"batch_size: {n} rows are fewer than one global batch of {G} "
+                                             f"({self.size} ranks x {batch_size}); lower batch_size or drop_last=False"))
+            return full
+        if self._stats.layers and rest == 1:
+            raise _everywhere(ValueError(
+                f"batch_size: the last batch would have 1 row ({n} rows, global batch {G}) and BatchNorm needs "
+                f"at least 2; pass drop_last=True or another batch_size"))
+        return full + 1
+
+
+def _clip(name, value):
+    if value is None:
+        return 0.0
+    if check_number(name, value) <= 0:
+        raise ValueError(f"{name}: expected a positive number or None, got {value!r}")
+    return float(value)
+
+
+def _metrics(metrics):
+    if metrics is None:
+        return []
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    for m in names:
+        if m not in ("accuracy", "mse", "mae"):
+            raise ValueError(f"metrics: expected names from accuracy, mse, mae, got {m!r}")
+    return list(dict.fromkeys(names))

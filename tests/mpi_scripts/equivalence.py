@@ -1,0 +1,125 @@
+"""Run under `mpiexec -n 2`: DataParallel training vs one process, in float64.
+
+Writes JSON to argv[1] (rank 0): for each case the relative error of the weights (and BatchNorm
+running statistics) against a single-process reference, and the largest difference between the
+ranks' weights. Cases without BatchNorm are compared with one process stepping on the whole
+global batch (net.train_step); with BatchNorm, where each rank normalises with its own shard's
+statistics, with two in-process replicas whose weighted gradients are summed, and the running
+statistics with those of the global batch's activations, computed directly.
+"""
+import json
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+import nativebp as nb
+from nativebp.distributed import DataParallel, epoch_order, shard_bounds
+
+comm = MPI.COMM_WORLD
+R = comm.Get_size()
+B, EPOCHS, SEED = 8, 2, 3
+
+
+def rel(a, b):
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def data(n, d_in, classes, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d_in)) * 2 + 0.5
+    return X, rng.integers(0, classes, n)
+
+
+def batches(n, epoch):
+    order = epoch_order(n, SEED, epoch)
+    return [order[i:i + R * B] for i in range(0, n, R * B)]
+
+
+def make(layers, opt):
+    net = nb.Sequential(layers(), dtype="float64", seed=0)
+    return net, opt(net)
+
+
+def distributed(layers, opt, X, y):
+    net, o = make(layers, opt)
+    DataParallel(net).fit(X, y, loss="cross_entropy", optimizer=o, epochs=EPOCHS, batch_size=B, seed=SEED, verbose=0)
+    p, s = net._engine.param_array(), net._engine.state_array()
+    spread = float(np.abs(np.array(comm.allgather(p.copy())) - p).max())
+    return p, s, spread
+
+
+def single(layers, opt, X, y):
+    """One process, global batches of R*B rows in the same order."""
+    net, o = make(layers, opt)
+    for epoch in range(EPOCHS):
+        for rows in batches(len(X), epoch):
+            net.train_step(X[rows], y[rows], loss="cross_entropy", optimizer=o)
+    return net._engine.param_array(), net._engine.state_array()
+
+
+def replicas(layers, opt, X, y):
+    """R in-process replicas, each on its shard; gradients weighted by shard size and summed. The
+    running statistics: each BatchNorm's input over the whole global batch, from prefix networks."""
+    nets = [make(layers, opt) for _ in range(R)]
+    main, o = nets[0]
+    state = main._engine.state_array().copy()
+    bns = [i for i, l in enumerate(main.layers) if isinstance(l, nb.BatchNorm1d)]
+    for epoch in range(EPOCHS):
+        for rows in batches(len(X), epoch):
+            shards = [rows[slice(*shard_bounds(len(rows), R, r))] for r in range(R)]
+            # BatchNorm inputs of the global batch, with the weights before this step
+            inputs = {}
+            for i in bns:
+                if i == 0:
+                    inputs[i] = X[rows]
+                    continue
+                pre = nb.Sequential(main.layers[:i], dtype="float64", seed=0)
+                pre._engine.param_array()[...] = main._engine.param_array()[:pre._engine.param_array().size]
+                inputs[i] = np.concatenate([pre.forward(X[s], training=True) for s in shards])
+            grad = np.zeros_like(main._engine.grad_array())
+            for (net, _), s in zip(nets, shards):
+                net.zero_grad()
+                net.loss_and_grad(X[s], y[s], loss="cross_entropy")
+                grad += net._engine.grad_array() * (len(s) / len(rows))
+            for net, opt_r in nets:
+                net._engine.grad_array()[...] = grad
+                opt_r.step()
+            off = 0
+            for i in bns:  # running statistics of the global batch (torch's rule, unbiased variance)
+                k, m, H = main.layers[i].num_features, main.layers[i].momentum, inputs[i]
+                state[off:off + k] = (1 - m) * state[off:off + k] + m * H.mean(axis=0)
+                state[off + k:off + 2 * k] = (1 - m) * state[off + k:off + 2 * k] + m * H.var(axis=0, ddof=1)
+                state[off + 2 * k] += 1
+                off += 2 * k + 1
+    return main._engine.param_array(), state
+
+
+sgd = lambda net: nb.optim.SGD(net, lr=0.05, momentum=0.9)
+adam = lambda net: nb.optim.Adam(net, lr=0.01)
+plain = lambda: [nb.Dense(6, 16), nb.Tanh(), nb.Dense(16, 16), nb.ReLU(), nb.Dense(16, 4)]
+with_bn = lambda: [nb.BatchNorm1d(6), nb.Dense(6, 16), nb.ReLU(), nb.BatchNorm1d(16, momentum=0.3),
+                   nb.Dense(16, 4)]
+
+results = {}
+# 99 rows: 6 global batches of 16 and a last one of 3 rows, split 2 + 1 (unequal shards)
+X, y = data(99, 6, 4, 1)
+for name, opt in (("sgd", sgd), ("adam", adam)):
+    p, _, spread = distributed(plain, opt, X, y)
+    if comm.rank == 0:
+        q, _ = single(plain, opt, X, y)
+        results[name] = {"weights": rel(p, q), "spread": spread}
+# 96 rows: 6 global batches of 16 (BatchNorm needs >= 2 rows per rank)
+X, y = data(96, 6, 4, 2)
+for name, opt in (("sgd_bn", sgd), ("adam_bn", adam)):
+    p, s, spread = distributed(with_bn, opt, X, y)
+    if comm.rank == 0:
+        q, t = replicas(with_bn, opt, X, y)
+        q1, t1 = single(with_bn, opt, X, y)
+        results[name] = {"weights": rel(p, q), "state": rel(s, t), "spread": spread,
+                         "first_bn_state_vs_one_process": rel(s[:13], t1[:13]),
+                         "weights_vs_one_process": rel(p, q1)}
+if comm.rank == 0:
+    with open(sys.argv[1], "w") as f:
+        json.dump(results, f, indent=1)
+    print(json.dumps(results, indent=1))

@@ -1,0 +1,148 @@
+"""Data-parallel training over MPI: `mpiexec -n 2` runs of the scripts in tests/mpi_scripts,
+started from pytest with a timeout, and the sharding helpers in-process (pytest itself never
+initialises MPI). The MPI tests skip, saying why, only where mpi4py or mpiexec is missing
+(CI installs them: pip install ".[test,mpi]")."""
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import nativebp as nb
+from nativebp.distributed import DataParallel, epoch_order, shard_bounds
+
+SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpi_scripts")
+TIMEOUT = 300  # seconds for one mpiexec job; each takes about 1 s here (30 s on a machine 10x oversubscribed)
+# Open MPI refuses root and more ranks than cores unless told; MPICH ignores these.
+MPI_ENV = {"OMP_NUM_THREADS": "1", "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "OMPI_MCA_rmaps_base_oversubscribe": "1", "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe"}
+
+
+def mpiexec():
+    """The mpiexec beside this Python (a venv with the mpich wheel) or on PATH; skip if none."""
+    if importlib.util.find_spec("mpi4py") is None:
+        pytest.skip("mpi4py is not installed (pip install 'nativebp[mpi]')")
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    exe = beside if os.path.exists(beside) else shutil.which("mpiexec")
+    if exe is None:
+        pytest.skip("mpi4py is installed but no mpiexec was found beside python or on PATH")
+    return exe
+
+
+def run_mpi(script, *args, n=2):
+    """Runs `mpiexec -n n python script args`; a job still running after TIMEOUT is killed (its
+    whole process group) and the test fails: nothing here may hang."""
+    cmd = [mpiexec(), "-n", str(n), sys.executable, os.path.join(SCRIPTS, script), *map(str, args)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, **MPI_ENV), start_new_session=True)
+    start = time.monotonic()
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"{script} {args}: still running after {TIMEOUT} s (hung)")
+    return proc.returncode, out, err, time.monotonic() - start
+
+
+def run_ok(script, tmp_path):
+    code, out, err, _ = run_mpi(script, tmp_path)
+    assert code == 0, f"exit {code}\n{out}\n{err}"
+    return out
+
+
+# ------------------------------------------------------------------ in-process
+@pytest.mark.parametrize("size", [1, 2, 3, 8])
+def test_shard_bounds_split_each_batch_contiguously_and_evenly(size):
+    for m in range(0, 40):
+        for min_rows in (1, 2):
+            parts = [shard_bounds(m, size, r, min_rows) for r in range(size)]
+            rows = [i for a, b in parts for i in range(a, b)]
+            assert rows == list(range(m))  # every row once, in order
+            sizes = [b - a for a, b in parts if b > a]
+            assert max(sizes, default=0) - min(sizes, default=0) <= 1
+            if m >= min_rows:
+                assert min(sizes) >= min_rows  # BatchNorm never gets a 1-row shard
+
+
+def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
+    a = epoch_order(50, 3, 1)
+    assert sorted(a) == list(range(50))
+    assert np.array_equal(a, epoch_order(50, 3, 1))
+    assert not np.array_equal(a, epoch_order(50, 3, 2)) and not np.array_equal(a, epoch_order(50, 4, 1))
+    assert np.array_equal(epoch_order(5, 3, 1, shuffle=False), np.arange(5))
+
+
+def test_dataparallel_rejects_what_is_not_a_network():
+    with pytest.raises(TypeError, match="net: expected a nativebp.Sequential"):
+        DataParallel([nb.Dense(2, 2)])
+
+
+def test_importing_nativebp_and_its_distributed_module_leaves_mpi4py_unloaded():
+    code = "import sys, nativebp, nativebp.distributed; assert 'mpi4py' not in sys.modules, 'mpi4py imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# ------------------------------------------------------------------ under mpiexec -n 2
+def test_two_ranks_train_the_same_weights_as_one_process_on_the_global_batch(tmp_path):
+    run_ok("equivalence.py", tmp_path / "r.json")
+    r = json.loads((tmp_path / "r.json").read_text())
+    for case in ("sgd", "adam"):  # includes a short last batch split 2 + 1 rows
+        assert r[case]["weights"] <= 1e-10, r
+        assert r[case]["spread"] == 0.0, r  # the ranks agree bit for bit
+    for case in ("sgd_bn", "adam_bn"):
+        assert r[case]["weights"] <= 1e-10, r  # per-rank BatchNorm statistics, gradients summed
+        assert r[case]["state"] <= 1e-10, r  # running statistics are those of the global batch
+        assert r[case]["first_bn_state_vs_one_process"] <= 1e-10, r
+        assert r[case]["spread"] == 0.0, r
+
+
+def test_fit_on_two_ranks_trains_digits_with_callbacks_rank_0_printing_and_checkpointing(tmp_path):
+    out = run_ok("fit_digits.py", tmp_path)
+    r = json.loads((tmp_path / "result.json").read_text())
+    assert r["histories"][0] == r["histories"][1]  # the same History on every rank
+    assert r["histories"][0]["lr"] == [3e-3, 3e-3, 1.5e-3, 1.5e-3]  # StepLR; rank 1's stop after 4 epochs
+    assert r["histories"][0]["val_accuracy"][-1] > 0.85
+    assert r["histories"][0]["loss"][-1] < r["histories"][0]["loss"][0]
+    assert r["spread"] == 0.0 and r["resyncs"] == 0
+    assert r["dropout_differs"]
+    assert r["checkpoint_diff"] == 0.0
+    assert r["files"] == [f"ckpt-{e}.nbp" for e in (1, 2, 3, 4)] + ["result.json"]
+    assert [line.split(" - ")[0] for line in out.splitlines()] == [f"Epoch {e}/6" for e in (1, 2, 3, 4)]
+
+
+def test_errors_every_rank_detects_are_raised_on_every_rank_without_abort(tmp_path):
+    run_ok("collective_errors.py", tmp_path / "r.json")
+    r = json.loads((tmp_path / "r.json").read_text())
+    for case, kind in (("different_data", "ValueError: fit: the ranks passed different X"),
+                       ("one_row_batch", "ValueError: batch_size: the last batch would have 1 row"),
+                       ("non_finite_loss", "FloatingPointError: train_step: the loss is inf")):
+        assert all(c is not None and c.startswith(kind) for c in r[case]), r[case]
+    assert r["unchanged"] == [True, True]
+
+
+@pytest.mark.parametrize("mode", ["raise", "uncaught", "exit"])
+def test_a_failing_rank_stops_the_job_and_earlier_checkpoints_load(tmp_path, mode):
+    code, out, err, seconds = run_mpi("failing_rank.py", tmp_path, mode)
+    assert code != 0, out + err
+    assert "unreachable" not in out  # rank 0 did not go on training alone
+    if mode != "exit":  # a process that vanishes prints nothing; the launcher still ends the job
+        assert "nativebp.distributed: rank 1 of 2" in err and "injected failure" in err, err
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-1.nbp"]
+    # the epoch-1 checkpoint equals one process's epoch on global batches of 16
+    net = nb.Sequential([nb.Dense(5, 8), nb.Tanh(), nb.Dense(8, 3)], dtype="float64", seed=0)
+    opt = nb.optim.SGD(net, lr=0.1)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64, 5)), rng.integers(0, 3, 64)
+    order = epoch_order(64, 1, 0)
+    for i in range(0, 64, 16):
+        net.train_step(X[order[i:i + 16]], y[order[i:i + 16]], loss="cross_entropy", optimizer=opt)
+    saved = nb.load(tmp_path / "ckpt-1.nbp")
+    ref = net._engine.param_array()
+    assert np.abs(saved._engine.param_array() - ref).max() <= 1e-10 * np.abs(ref).max()
