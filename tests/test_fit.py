@@ -174,6 +174,15 @@ def test_evaluate_mse_and_mae_match_numpy():
     assert r["mae"] == pytest.approx(np.mean(np.abs(d)), rel=1e-12)
 
 
+def test_only_the_requested_metrics_are_logged():
+    rng = np.random.default_rng(6)
+    X, Y = rng.standard_normal((40, 3)), rng.standard_normal((40, 2))
+    net = nb.Sequential([nb.Dense(3, 2)], dtype="float64")
+    h = net.fit(X, Y, loss="mse", metrics=["mae"], validation_split=0.25, epochs=1, verbose=0)
+    assert set(h.history) == {"loss", "mae", "val_loss", "val_mae", "lr"}
+    assert set(net.evaluate(X, Y)) == {"loss", "mae"} and set(net.evaluate(X, Y, metrics=["mse"])) == {"loss", "mse"}
+
+
 @exact
 def test_validation_split_trains_on_the_first_rows_and_validates_on_the_last():
     X, y = blobs(n=100)

@@ -125,9 +125,10 @@ def _optimizer(net, optimizer):
     return optimizer
 
 
-def _engine_metrics(engine, X, y, loss, delta, acc, errors, prefix=""):
-    t = engine.evaluate(X, y, loss, delta, min(len(X), 1024), acc, errors)
-    return {prefix + k: float(t[k]) for k in ("loss", "accuracy", "mse", "mae") if k in t}
+def _engine_metrics(engine, X, y, loss, delta, metrics, batch_size=1024, prefix=""):
+    acc, errors = _metric_flags(metrics, y, loss)
+    t = engine.evaluate(X, y, loss, delta, min(len(X), batch_size), acc, errors)
+    return {prefix + k: float(t[k]) for k in ["loss"] + metrics}
 
 
 def fit(net, X, y, loss="mse", optimizer=None, epochs=1, batch_size=32, shuffle=True, seed=None,
@@ -212,7 +213,7 @@ def fit(net, X, y, loss="mse", optimizer=None, epochs=1, batch_size=32, shuffle=
                 break
             logs = {k: float(totals[k]) for k in ["loss"] + metrics}
             if val:
-                logs.update(_engine_metrics(net._engine, *val, loss, delta, acc, errors, prefix="val_"))
+                logs.update(_engine_metrics(net._engine, *val, loss, delta, metrics, prefix="val_"))
             logs["lr"] = lr
             history._append(epoch, logs)
             progress.end(logs, totals["samples"], time.perf_counter() - start)
@@ -256,9 +257,7 @@ def evaluate(net, X, y, loss=None, metrics=None, batch_size=1024, delta=None):
     metrics = _check_metrics(info.get("metrics") if metrics is None else metrics)
     delta = check_number("delta", info.get("delta", 1.0) if delta is None else delta)
     X, y, loss = net._xy(X, y, loss)
-    acc, errors = _metric_flags(metrics, y, loss)
-    t = net._engine.evaluate(X, y, loss, delta, min(len(X), check_int("batch_size", batch_size)), acc, errors)
-    return {k: float(t[k]) for k in ["loss"] + metrics}
+    return _engine_metrics(net._engine, X, y, loss, delta, metrics, check_int("batch_size", batch_size))
 
 
 def predict_proba(net, X, loss=None, batch_size=None):
