@@ -36,9 +36,12 @@ LayerPtr<T> make_layer(const py::dict& s) {
   auto idx = [&](const char* k) { return field<Index>(s, k, "a 64-bit integer"); };
   auto flag = [&](const char* k) { return field<bool>(s, k, "True or False"); };
   auto str = [&](const char* k) { return field<std::string>(s, k, "a string"); };
-  if (type == "dense")
+  if (type == "dense") {
+    for (const char* k : {"init", "bias_init"})
+      if (!is_known_init(str(k))) throw ValueError(std::string("'") + k + "': unknown initializer '" + str(k) + "'");
     return std::make_unique<Dense<T>>(idx("in_features"), idx("out_features"), flag("bias"),
                                       Init{str("init"), num("init_arg")}, Init{str("bias_init"), num("init_arg")});
+  }
   if (type == "identity") return std::make_unique<Activation<T, IdentityFn>>();
   if (type == "relu") return std::make_unique<Activation<T, ReLUFn>>();
   if (type == "leaky_relu") return std::make_unique<Activation<T, LeakyReLUFn>>(LeakyReLUFn{num("alpha")});
@@ -230,7 +233,8 @@ void bind_network_t(py::module_& m, const char* name) {
              py::gil_scoped_release release;
              std::lock_guard<std::mutex> lock(n.mutex());
              n.step(opt, mask);
-           })
+           },
+           py::arg("optimizer"), py::arg("owned"))
       .def("clip_grad",
            [](Net& n, double max_norm, double max_value) {
              py::gil_scoped_release release;

@@ -49,9 +49,9 @@ class Rng {
     bool has = false;
     double spare = 0;
     is >> e >> has;
+    if (!is) throw std::invalid_argument("rng state: not a saved generator state");  // short: e half-read
     std::string sp;
     is >> sp;
-    if (is.fail() && !is.eof()) throw std::invalid_argument("rng state: not a saved generator state");
     spare = sp.empty() ? 0.0 : std::strtod(sp.c_str(), nullptr);
     engine_ = e; has_spare_ = has; spare_ = spare;
   }
