@@ -86,10 +86,18 @@ def _unpack_optimizer(net, h, arrays):
     from . import optim
     if h is None:
         raise ValueError("with_optimizer: this file was saved without an optimizer (save(path, optimizer=opt))")
-    cls = getattr(optim, h["kind"], None)
-    if not (isinstance(cls, type) and issubclass(cls, optim.Optimizer)):
-        raise ValueError(f"optimizer: unknown kind {h['kind']!r}")
-    params = net if h["owned"] is None else [p for p, own in zip(net.parameters(), h["owned"]) if own]
+    kinds = {c.__name__: c for c in (optim.SGD, optim.Adagrad, optim.RMSprop, optim.Adam, optim.AdamW)}
+    if h["kind"] not in kinds:
+        raise ValueError(f"optimizer: unknown kind {h['kind']!r}, expected one of {', '.join(kinds)}")
+    cls, tensors = kinds[h["kind"]], len(net.parameters())
+    owned, steps = h["owned"], h["steps"]
+    if owned is not None and (not isinstance(owned, list) or len(owned) != tensors or not any(owned)):
+        raise ValueError(f"optimizer: 'owned' must be null or {tensors} flags (one per parameter tensor), "
+                         f"at least one true; got {owned!r}")
+    if not isinstance(steps, list) or len(steps) not in (0, tensors) or \
+            not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in steps):
+        raise ValueError(f"optimizer: 'steps' must be [] or {tensors} step counts >= 0; got {steps!r}")
+    params = net if owned is None else [p for p, own in zip(net.parameters(), owned) if own]
     opt = cls(params, **h["defaults"])
     opt.load_state_dict({"kind": h["kind"], "defaults": h["defaults"], "steps": h["steps"],
                          "buffers": {b: arrays[f"optimizer.{b}"] for b in h["buffers"]}})
@@ -153,7 +161,9 @@ def save(net, path, optimizer=None, meta=None):
 
 def _read(path, arrays_too=True):
     import json
+    import struct
     import zipfile
+    import zlib
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path: expected a file path (str or os.PathLike), got {type(path).__name__}")
     where = os.fspath(path)
@@ -181,8 +191,8 @@ def _read(path, arrays_too=True):
         raise
     except ValueError as e:
         raise ValueError(f"{where!r}: {e}") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError, TypeError,
-            UnicodeDecodeError) as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError, TypeError, RuntimeError,
+            NotImplementedError, zlib.error, struct.error) as e:  # RuntimeError: encrypted member
         raise ValueError(f"{where!r}: not a readable nativebp model file (truncated or corrupted: "
                          f"{type(e).__name__}: {e})") from None
 
@@ -216,7 +226,7 @@ def load(path, with_optimizer=False):
     header, arrays = _read(path)
     try:
         return _unpack(header, arrays, with_optimizer)
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{os.fspath(path)!r}: inconsistent header ({type(e).__name__}: {e})") from None
     except ValueError as e:
         raise ValueError(f"{os.fspath(path)!r}: {e}") from None
