@@ -30,11 +30,13 @@ def test_stub_and_py_typed_ship_with_the_package():
 
 def test_stub_declares_every_public_name_of_the_compiled_module_and_no_other():
     top, members = _stub_names()
-    assert top == _public(_core)
+    runtime = _public(_core)
+    assert top == runtime, f"add to _core.pyi: {sorted(runtime - top)}; remove: {sorted(top - runtime)}"
     for name, declared in members.items():
         runtime = _public(getattr(_core, name))
         if name == "EngineValueError":
             continue
         base = {"Optimizer32", "Optimizer64"} & {b.__name__ for b in getattr(_core, name).__mro__[1:]}
         inherited = members[base.pop()] if base else set()
-        assert declared | inherited == runtime, name
+        assert declared | inherited == runtime, f"{name}: add {sorted(runtime - declared - inherited)}, " \
+                                                f"remove {sorted(declared - runtime)}"
