@@ -177,7 +177,7 @@ def fit(net, X, y, loss="mse", optimizer=None, epochs=1, batch_size=32, shuffle=
             _clip("clip_value", clip_value), acc, errors)
     trainer = _TRAINERS[net.dtype](*args)
     net._fit_info = {"loss": loss, "delta": delta, "metrics": metrics, "optimizer": optimizer}
-    keys = ["loss"] + [m for m in metrics] + (["val_loss"] + [f"val_{m}" for m in metrics] if val else [])
+    keys = ["loss"] + metrics + (["val_loss"] + [f"val_{m}" for m in metrics] if val else [])
     history = History({"epochs": epochs, "initial_epoch": initial_epoch, "batch_size": batch_size,
                        "samples": len(X), "steps": trainer.batches_per_epoch, "metrics": keys + ["lr"]})
     net.history, net.stop_training = history, False
@@ -199,15 +199,7 @@ def fit(net, X, y, loss="mse", optimizer=None, epochs=1, batch_size=32, shuffle=
             trainer.begin_epoch(seed=_epoch_seed(seed, epoch))
             progress.begin(epoch)
             start = time.perf_counter()
-            while True:
-                t0 = time.perf_counter()
-                done = trainer.run(chunk)
-                dt = time.perf_counter() - t0
-                chunk = max(1, min(trainer.batches_per_epoch, int(chunk * _CHUNK_SECONDS / max(dt, 1e-6))))
-                totals = trainer.totals()
-                progress.update(totals, time.perf_counter() - start)
-                if done:
-                    break
+            totals, chunk = _run_epoch(trainer, chunk, progress, start)
             if totals["diverged"]:
                 diverged = (epoch, totals["batches"])
                 break
@@ -238,6 +230,20 @@ def fit(net, X, y, loss="mse", optimizer=None, epochs=1, batch_size=32, shuffle=
         err.history = history
         raise err
     return history
+
+
+def _run_epoch(trainer, chunk, progress, start):
+    """Runs the epoch in chunks sized to take about _CHUNK_SECONDS each (Python, and Ctrl-C, get
+    control between them); returns the epoch's totals and the chunk size for the next epoch."""
+    while True:
+        t0 = time.perf_counter()
+        done = trainer.run(chunk)
+        chunk = max(1, min(trainer.batches_per_epoch,
+                           int(chunk * _CHUNK_SECONDS / max(time.perf_counter() - t0, 1e-6))))
+        totals = trainer.totals()
+        progress.update(totals, time.perf_counter() - start)
+        if done:
+            return totals, chunk
 
 
 def _fit_setting(net, key, value, what):
