@@ -2,6 +2,9 @@
 
     python examples/torch_interop.py     (needs torch; ONNX part needs onnx + onnxruntime)
 """
+import os
+import tempfile
+
 import numpy as np
 import torch
 from torch import nn
@@ -35,6 +38,7 @@ try:
 except ImportError:
     print("onnxruntime not installed: skipping the ONNX export (pip install 'nativebp[onnx]')")
 else:
-    net.export_onnx("digits.onnx")
-    out = ort.InferenceSession("digits.onnx").run(None, {"input": Xt.astype(np.float32)})[0]
-    print(f"ONNX: digits.onnx, onnxruntime vs net.predict max difference {np.abs(out - net.predict(Xt)).max():.1e}")
+    path = os.path.join(tempfile.gettempdir(), "digits.onnx")
+    net.export_onnx(path)
+    out = ort.InferenceSession(path).run(None, {"input": Xt.astype(np.float32)})[0]
+    print(f"ONNX: {path}, onnxruntime vs net.predict max difference {np.abs(out - net.predict(Xt)).max():.1e}")
