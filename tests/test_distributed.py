@@ -101,6 +101,8 @@ def test_two_ranks_train_the_same_weights_as_one_process_on_the_global_batch(tmp
         assert r[case]["state"] <= 1e-10, r  # running statistics are those of the global batch
         assert r[case]["first_bn_state_vs_one_process"] <= 1e-10, r
         assert r[case]["spread"] == 0.0, r
+    assert r["resume"]["weights"] <= 1e-10, r  # two fit calls continue one run (Dropout included)
+    assert abs(r["resume"]["val_loss"][0] - r["resume"]["val_loss"][1]) <= 1e-10, r
 
 
 def test_fit_on_two_ranks_trains_digits_with_callbacks_rank_0_printing_and_checkpointing(tmp_path):

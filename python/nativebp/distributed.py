@@ -39,7 +39,7 @@ import numpy as np
 
 from ._checks import check_int, check_number
 
-__all__ = ["DataParallel", "epoch_order", "shard_bounds", "rank", "size"]
+__all__ = ["DataParallel", "data_parallel", "epoch_order", "shard_bounds", "rank", "size"]
 
 
 def _mpi():
@@ -337,14 +337,15 @@ class DataParallel:
     # ------------------------------------------------------------------ the epoch loop
     @_guarded
     def fit(self, X, y, loss="mse", optimizer=None, epochs=1, batch_size=32, shuffle=True, seed=None,
-            validation_data=None, metrics=None, callbacks=None, verbose=1, initial_epoch=0, drop_last=False,
-            delta=1.0, l1=0.0, l2=0.0, clip_norm=None, clip_value=None):
+            validation_data=None, validation_split=0.0, metrics=None, callbacks=None, verbose=1, initial_epoch=0,
+            drop_last=False, delta=1.0, l1=0.0, l2=0.0, clip_norm=None, clip_value=None):
         """Train on the full (X, y), passed identically on every rank, for ``epochs`` epochs; the
         arguments mean what they mean in ``Sequential.fit``, except:
 
         - ``batch_size`` is per rank: a step trains on ``size * batch_size`` rows. Epoch e's order
           is ``epoch_order(len(X), seed, e, shuffle)`` (``seed`` defaults to the constructor's).
-        - ``metrics`` ("accuracy", "mse", "mae") are computed on ``validation_data`` only.
+        - ``metrics`` ("accuracy", "mse", "mae") are computed on the validation data only
+          (``validation_data``, or ``validation_split``: the last rows, before sharding).
         - ``callbacks`` run on every rank with the same logs, so EarlyStopping, schedules and
           ReduceLROnPlateau decide alike (the stop flag and the learning rate are also agreed on
           through MPI); a ``ModelCheckpoint`` writes on rank 0 only, while the others wait, so
@@ -354,7 +355,7 @@ class DataParallel:
         Returns a ``History`` (the same on every rank). A non-finite loss raises
         ``FloatingPointError`` on every rank (``err.history``: the epochs done)."""
         from .callbacks import ModelCheckpoint, as_callbacks
-        from .training import History, _optimizer
+        from .training import History, _optimizer, _split
         net = self.net
         optimizer = _optimizer(net, optimizer)  # as fit: default Adam(lr=1e-3), initial_lr for schedules
         X, y, loss = net._xy(X, y, loss)
@@ -364,11 +365,7 @@ class DataParallel:
         metrics, delta = _metrics(metrics), check_number("delta", delta)
         l1, l2 = check_number("l1", l1, 0), check_number("l2", l2, 0)
         clip_norm, clip_value = _clip("clip_norm", clip_norm), _clip("clip_value", clip_value)
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data: expected a pair (X_val, y_val)")
-            val = net._xy(validation_data[0], validation_data[1], loss)[:2]
+        X, y, val = _split(net, X, y, loss, validation_data, validation_split)
         cbs = as_callbacks(callbacks)
         writes = any(isinstance(cb, ModelCheckpoint) for cb in cbs)
         if self.rank != 0:
@@ -380,6 +377,7 @@ class DataParallel:
         history = History({"epochs": epochs, "initial_epoch": initial_epoch, "batch_size": batch_size,
                            "global_batch_size": G, "ranks": self.size, "samples": len(X), "steps": steps})
         net.history, net.stop_training = history, False
+        net._fit_info = {"loss": loss, "delta": delta, "metrics": metrics, "optimizer": optimizer}  # as fit
         for cb in cbs:
             cb.set_context(net, optimizer, history.params)
             cb.on_train_begin({})
@@ -467,6 +465,15 @@ class DataParallel:
                 f"batch_size: the last batch would have 1 row ({n} rows, global batch {G}) and BatchNorm needs "
                 f"at least 2; pass drop_last=True or another batch_size"))
         return full + 1
+
+
+def data_parallel(net, comm=None):
+    """The DataParallel of ``net`` (made on first use and kept on the network), so successive
+    ``fit`` calls continue one run: what ``net.fit(..., distributed=True)`` calls."""
+    dp = getattr(net, "_data_parallel", None)
+    if dp is None or (comm is not None and dp.comm is not comm):
+        dp = net._data_parallel = DataParallel(net, comm)
+    return dp
 
 
 def _clip(name, value):

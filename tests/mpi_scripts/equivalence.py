@@ -14,7 +14,7 @@ import numpy as np
 from mpi4py import MPI
 
 import nativebp as nb
-from nativebp.distributed import DataParallel, epoch_order, shard_bounds
+from nativebp.distributed import DataParallel, data_parallel, epoch_order, shard_bounds
 
 comm = MPI.COMM_WORLD
 R = comm.Get_size()
@@ -119,6 +119,20 @@ for name, opt in (("sgd_bn", sgd), ("adam_bn", adam)):
         results[name] = {"weights": rel(p, q), "state": rel(s, t), "spread": spread,
                          "first_bn_state_vs_one_process": rel(s[:13], t1[:13]),
                          "weights_vs_one_process": rel(p, q1)}
+# resuming: fit(2 epochs) + fit(2 more, initial_epoch=2) continues the run, Dropout streams included
+X, y = data(99, 6, 4, 3)
+dropout = lambda: [nb.Dense(6, 16), nb.ReLU(), nb.Dropout(0.3), nb.Dense(16, 4)]
+runs = []
+for parts in ([4], [2, 2]):
+    net, o = make(dropout, adam)
+    done = 0
+    for e in parts:
+        h = data_parallel(net).fit(X, y, loss="cross_entropy", optimizer=o, epochs=e, initial_epoch=done,
+                                   batch_size=B, validation_split=0.2, verbose=0)
+        done += e
+    runs.append((net._engine.param_array().copy(), h.history["val_loss"][-1]))
+if comm.rank == 0:
+    results["resume"] = {"weights": rel(runs[1][0], runs[0][0]), "val_loss": [runs[0][1], runs[1][1]]}
 if comm.rank == 0:
     with open(sys.argv[1], "w") as f:
         json.dump(results, f, indent=1)
