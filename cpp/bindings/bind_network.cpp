@@ -106,6 +106,7 @@ void check_network_size(const std::vector<LayerPtr<T>>& layers) {
 // another network would read and write past their end.
 template <typename T>
 void check_optimizer(Network<T>& net, Optimizer<T>& opt) {
+  if (opt.sized_for(Index(net.param().size()))) return;  // the per-step case: no allocation
   for (auto& kv : opt.state())
     if (kv.second->size() != net.param().size())
       throw ValueError("optimizer: built for a network with " + std::to_string(kv.second->size()) +
@@ -226,6 +227,62 @@ void bind_network_t(py::module_& m, const char* name) {
            },
            py::arg("X"), py::arg("y"), py::arg("loss"), py::arg("delta"), py::arg("optimizer"), py::arg("owned"),
            py::arg("l1") = 0.0, py::arg("l2") = 0.0, py::arg("clip_norm") = 0.0, py::arg("clip_value") = 0.0)
+      // `steps` fused train steps in one call, on consecutive batches of `batch_size` rows (cycling
+      // in order). Returns each step's loss; stops after the first non-finite one (that step skipped).
+      .def("train_steps",
+           [=](py::object self, const Array<T>& X, const py::object& y, const std::string& loss_name, double delta,
+               Optimizer<T>& opt, std::optional<std::vector<bool>> owned, double l1, double l2, double clip_norm,
+               double clip_value, Index steps, Index batch_size) {
+             auto& n = self.template cast<Net&>();
+             check_matrix<T>(X, "X", n.in_features());
+             if (steps < 0) throw ValueError("steps: expected an integer >= 0, got " + std::to_string(steps));
+             if (batch_size < 1) throw ValueError("batch_size: expected an integer >= 1, got " + std::to_string(batch_size));
+             const Loss loss = Loss::parse(loss_name, delta);
+             const Index rows = X.shape(0), in = n.in_features(), bs = std::min(batch_size, rows);
+             auto target = make_target<T>(y, rows, n.out_features(), loss);
+             const auto mask = owned_mask(n, owned);
+             const StepOptions o = options(l1, l2, clip_norm, clip_value);
+             check_optimizer(n, opt);
+             py::array_t<double> losses(py::ssize_t{steps});
+             double* out = losses.mutable_data();
+             const Index batches = (rows + bs - 1) / bs;
+             const Index done = release_gil_for_batch(bs, [&] {
+               std::lock_guard<std::mutex> lock(n.mutex());
+               for (Index s = 0; s < steps; ++s) {
+                 const Index pos = (s % batches) * bs, m = std::min(bs, rows - pos);
+                 out[s] = n.train_step(X.data() + pos * in, m, target.target.offset(pos), loss, opt, mask, o);
+                 if (!std::isfinite(out[s])) return s + 1;
+               }
+               return steps;
+             });
+             if (done < steps) losses.resize({py::ssize_t{done}});
+             return losses;
+           },
+           py::arg("X"), py::arg("y"), py::arg("loss"), py::arg("delta"), py::arg("optimizer"), py::arg("owned"),
+           py::arg("l1"), py::arg("l2"), py::arg("clip_norm"), py::arg("clip_value"), py::arg("steps"),
+           py::arg("batch_size"))
+      // True when X (and y, unless None) already are exactly what the engine takes and hold only
+      // finite values (int64 labels in range, where `labels`): Python then skips its slower checks.
+      .def("batch_ok",
+           [](const Net& n, py::handle X, py::handle y, bool labels) {
+             if (!ready_matrix<T>(X, n.in_features())) return false;
+             const auto a = py::reinterpret_borrow<py::array>(X);
+             if (!all_finite(static_cast<const T*>(a.data()), Index(a.size()))) return false;
+             if (y.is_none()) return true;
+             const Index rows = a.shape(0), out = n.out_features();
+             if (labels && py::isinstance<LabelArray>(y)) {
+               const auto l = py::reinterpret_borrow<py::array>(y);
+               if (l.ndim() != 1 || l.shape(0) != rows || !(l.flags() & py::array::c_style)) return false;
+               const auto* p = static_cast<const std::int64_t*>(l.data());
+               std::int64_t bad = 0;
+               for (Index i = 0; i < rows; ++i) bad |= std::int64_t(p[i] < 0) | std::int64_t(p[i] >= out);
+               return bad == 0;
+             }
+             if (!ready_matrix<T>(y, out) || py::reinterpret_borrow<py::array>(y).shape(0) != rows) return false;
+             const auto t = py::reinterpret_borrow<py::array>(y);
+             return all_finite(static_cast<const T*>(t.data()), Index(t.size()));
+           },
+           py::arg("X"), py::arg("y") = py::none(), py::arg("labels") = false)
       .def("step",
            [=](Net& n, Optimizer<T>& opt, std::optional<std::vector<bool>> owned) {
              const auto mask = owned_mask(n, owned);

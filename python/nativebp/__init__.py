@@ -1,4 +1,4 @@
-"""nativebp: dense neural networks trained by backpropagation in C++ (Eigen, OpenMP).
+"""nativebp: dense neural networks trained by backpropagation in C++ (own GEMM and thread pool, Eigen).
 
 >>> import numpy as np, nativebp as nb
 >>> net = nb.Sequential([nb.Dense(4, 16), nb.ReLU(), nb.Dense(16, 3)], seed=0)
@@ -6,6 +6,7 @@
 >>> X, y = np.random.rand(32, 4), np.random.randint(0, 3, 32)
 >>> loss = net.train_step(X, y, loss="cross_entropy", optimizer=opt)
 """
+from . import _engine  # noqa: F401  (first: it picks the engine build and makes it nativebp._core)
 from . import _core, optim
 from .gradcheck import GradcheckResult, gradcheck
 from .layers import (ELU, GELU, SELU, BatchNorm1d, Dense, Dropout, Identity, Layer, LayerNorm, LeakyReLU, ReLU,
@@ -25,7 +26,9 @@ __all__ = [
 
 
 def set_num_threads(n):
-    """Threads used by the engine's OpenMP loops and GEMMs (process-wide)."""
+    """Threads used by the engine's GEMMs and elementwise loops (process-wide; the engine's own
+    pool, see nativebp/_engine.py: also NATIVEBP_NUM_THREADS / OMP_NUM_THREADS at import and
+    threadpoolctl.threadpool_limits)."""
     from ._checks import check_int
     _core.set_num_threads(check_int("n", n))
 

@@ -18,11 +18,32 @@ class EngineValueError(ValueError):
     """A bad argument detected in C++."""
 
 def set_num_threads(n: int) -> None:
-    """Threads for the engine's OpenMP loops and GEMMs (process-wide)."""
+    """Threads of the engine's pool, for its GEMMs and elementwise loops (process-wide)."""
 
 def get_num_threads() -> int: ...
+def set_spin_us(us: int) -> None:
+    """How long idle pool workers spin before sleeping, in microseconds."""
+
+def get_spin_us() -> int: ...
+def pool_stalls() -> int:
+    """Jobs that waited on a late worker (its core busy) and made the pool run alone for a while."""
+
+def engine_variant() -> str:
+    """The instruction set this build was compiled for: ``baseline``, ``avx2`` or ``avx512``."""
+
 def build_info() -> dict[str, Any]:
-    """``{"eigen": version, "simd": instruction sets, "openmp": version or 0}``."""
+    """``{"eigen": version, "simd": instruction sets, "engine": variant, "threads": "nativebp pool"}``."""
+
+def all_finite(a: NDArray[Any]) -> bool:
+    """No NaN or infinity in a C-contiguous float32/float64 array (one pass, no temporary)."""
+
+def sgemm(A: NDArray[np.float32], B: NDArray[np.float32], trans_a: bool = False, trans_b: bool = False,
+          C: Optional[NDArray[np.float32]] = None, accumulate: bool = False,
+          bias: Optional[NDArray[np.float32]] = None) -> NDArray[np.float32]:
+    """The engine's GEMM: op(A) op(B) (+ C) (+ bias row), op = transpose where asked."""
+
+def gemm_benchmark(n: int, repeats: int = 1) -> None:
+    """``repeats`` float32 n x n products on matrices kept between calls (for bench/)."""
 
 class Network32:
     """Layers, one flat parameter / gradient / state buffer, preallocated batch buffers."""
@@ -52,6 +73,12 @@ class Network32:
                    owned: Optional[Sequence[bool]], l1: float = 0.0, l2: float = 0.0, clip_norm: float = 0.0,
                    clip_value: float = 0.0) -> float:
         """zero_grad, forward, loss, backward, penalties, clipping, step; the loss incl. penalty."""
+    def train_steps(self, X: NDArray[np.float32], y: Target, loss: str, delta: float, optimizer: Optimizer32,
+                    owned: Optional[Sequence[bool]], l1: float, l2: float, clip_norm: float, clip_value: float,
+                    steps: int, batch_size: int) -> NDArray[np.float64]:
+        """``steps`` train steps on consecutive batches (cycling); the losses, cut after a non-finite one."""
+    def batch_ok(self, X: Any, y: Any = None, labels: bool = False) -> bool:
+        """X (and y) are exact C-contiguous arrays of this dtype and shape, finite, labels in range."""
     def step(self, optimizer: Optimizer32, owned: Optional[Sequence[bool]]) -> None: ...
     def clip_grad(self, max_norm: float, max_value: float) -> float: ...
     def evaluate(self, X: NDArray[np.float32], y: Target, loss: str, delta: float, batch: int, accuracy: bool,
@@ -140,6 +167,12 @@ class Network64:
                    owned: Optional[Sequence[bool]], l1: float = 0.0, l2: float = 0.0, clip_norm: float = 0.0,
                    clip_value: float = 0.0) -> float:
         """zero_grad, forward, loss, backward, penalties, clipping, step; the loss incl. penalty."""
+    def train_steps(self, X: NDArray[np.float64], y: Target, loss: str, delta: float, optimizer: Optimizer64,
+                    owned: Optional[Sequence[bool]], l1: float, l2: float, clip_norm: float, clip_value: float,
+                    steps: int, batch_size: int) -> NDArray[np.float64]:
+        """``steps`` train steps on consecutive batches (cycling); the losses, cut after a non-finite one."""
+    def batch_ok(self, X: Any, y: Any = None, labels: bool = False) -> bool:
+        """X (and y) are exact C-contiguous arrays of this dtype and shape, finite, labels in range."""
     def step(self, optimizer: Optimizer64, owned: Optional[Sequence[bool]]) -> None: ...
     def clip_grad(self, max_norm: float, max_value: float) -> float: ...
     def evaluate(self, X: NDArray[np.float64], y: Target, loss: str, delta: float, batch: int, accuracy: bool,

@@ -1,13 +1,13 @@
 // Row-major matrix aliases and views: numpy is C-ordered, so is the engine.
 #pragma once
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+
+#include "threads.hpp"
 
 namespace nativebp {
 
@@ -44,33 +44,27 @@ struct Scratch {
   }
 };
 
-// Elementwise loops below this size stay on one thread: forking costs more than it gives.
+// Elementwise work below this many elements stays on one thread (handing it over costs more
+// than it saves); above, it is split into tasks of about kTaskElements, several per thread so
+// that a late thread holds up little.
 constexpr Index kParallelThreshold = 1 << 15;
+constexpr Index kTaskElements = 1 << 13;
 
-inline int max_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
+inline int max_threads() { return threads::num_threads(); }
 
-// Run f(first_row, row_count) over contiguous row ranges, one per thread when the work is large.
+// Run f(first_row, row_count) over contiguous row ranges, as pool tasks when the work is large.
+// The ranges depend only on the sizes, never on the thread count.
 template <typename F>
 void parallel_rows(Index rows, Index cols, F&& f) {
-#ifdef _OPENMP
-  if (rows * cols >= kParallelThreshold && rows > 1 && max_threads() > 1) {
-#pragma omp parallel
-    {
-      const Index t = omp_get_thread_num(), nt = omp_get_num_threads();
-      const Index r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-      if (r1 > r0) f(r0, r1 - r0);
-    }
+  const Index tasks = rows * cols < kParallelThreshold ? 1 : std::min(rows, rows * cols / kTaskElements);
+  if (tasks < 2 || max_threads() < 2) {
+    f(Index(0), rows);
     return;
   }
-#endif
-  (void)cols;
-  f(Index(0), rows);
+  threads::parallel_for(tasks, [&](Index t) {
+    const Index r0 = rows * t / tasks, r1 = rows * (t + 1) / tasks;
+    if (r1 > r0) f(r0, r1 - r0);
+  });
 }
 
 }  // namespace nativebp

@@ -1,5 +1,8 @@
 // Dense (fully connected): Y = X W + b, W of shape (in_features, out_features).
 #pragma once
+#include <type_traits>
+
+#include "../gemm.hpp"
 #include "../init.hpp"
 #include "../layer.hpp"
 
@@ -36,20 +39,44 @@ class Dense final : public Layer<T> {
     if (bias_) initialize(b_, 1, out_, bias_init_, rng);
   }
 
+  // float32 runs on the engine's GEMM (bias added in its store); float64 (gradient checks) on Eigen.
   void forward(ConstMatMap<T> X, MatMap<T> Y, bool, Rng&) override {
-    ConstMatMap<T> W(w_, in_, out_);
-    Y.noalias() = X * W;
-    if (bias_) Y.rowwise() += ConstVecMap<T>(b_, out_);
+    const Index n = X.rows();
+    if constexpr (std::is_same_v<T, float>) {
+      gemm::sgemm(false, false, n, out_, in_, X.data(), in_, w_, out_, Y.data(), out_, false, bias_ ? b_ : nullptr);
+    } else {
+      Y.noalias() = X * ConstMatMap<T>(w_, in_, out_);
+      if (bias_) Y.rowwise() += ConstVecMap<T>(b_, out_);
+    }
   }
 
   void backward(ConstMatMap<T> X, ConstMatMap<T>, ConstMatMap<T> dY, MatMap<T> dX) override {
-    ConstMatMap<T> W(w_, in_, out_);
-    MatMap<T>(gw_, in_, out_).noalias() += X.transpose() * dY;  // dL/dW = X^T dY
-    if (bias_) VecMap<T>(gb_, out_) += dY.colwise().sum();         // dL/db = sum_rows(dY)
-    if (dX.data()) dX.noalias() = dY * W.transpose();              // dL/dX = dY W^T
+    const Index n = X.rows();
+    if constexpr (std::is_same_v<T, float>) {
+      gemm::sgemm(true, false, in_, out_, n, X.data(), in_, dY.data(), out_, gw_, out_, true);  // dL/dW += X^T dY
+      if (bias_) column_sums(dY.data(), n, out_, gb_);                                        // dL/db += sum_rows(dY)
+      if (dX.data()) gemm::sgemm(false, true, n, in_, out_, dY.data(), out_, w_, out_, dX.data(), in_);  // dL/dX = dY W^T
+    } else {
+      MatMap<T>(gw_, in_, out_).noalias() += X.transpose() * dY;  // dL/dW = X^T dY
+      if (bias_) VecMap<T>(gb_, out_) += dY.colwise().sum();         // dL/db = sum_rows(dY)
+      if (dX.data()) dX.noalias() = dY * ConstMatMap<T>(w_, in_, out_).transpose();  // dL/dX = dY W^T
+    }
   }
 
  private:
+  // g[j] += sum_i d[i][j]: one SIMD vector of columns at a time, summed down the rows.
+  static void column_sums(const float* d, Index rows, Index cols, float* g) {
+    for (Index j = 0; j < cols; j += simd::W) {
+      const int w = int(std::min<Index>(simd::W, cols - j));
+      simd::vf acc = simd::zero();
+      if (w == simd::W)
+        for (Index i = 0; i < rows; ++i) acc = simd::add(acc, simd::load(d + i * cols + j));
+      else
+        for (Index i = 0; i < rows; ++i) acc = simd::add(acc, simd::load_part(d + i * cols + j, w));
+      simd::store_part(g + j, simd::add(acc, simd::load_part(g + j, w)), w);
+    }
+  }
+
   Index in_, out_;
   bool bias_;
   Init init_, bias_init_;

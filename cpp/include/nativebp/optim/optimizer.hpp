@@ -37,6 +37,12 @@ class Optimizer {
     return out;
   }
   std::vector<std::int64_t>& steps() { return steps_; }
+  // True when every moment buffer spans `total` parameters (checked per step: no allocation).
+  bool sized_for(Index total) const {
+    for (auto& kv : buffers_)
+      if (Index(kv.second.size()) != total) return false;
+    return true;
+  }
   void reset_state() {
     steps_.clear();
     for (auto& kv : buffers_) std::fill(kv.second.begin(), kv.second.end(), T(initial_value(kv.first)));
@@ -59,13 +65,21 @@ class Optimizer {
   std::vector<std::int64_t> steps_;
 };
 
-// Elementwise loop over one tensor, split across threads only when large enough to pay.
+// Elementwise loop over one tensor, split into pool tasks only when large enough to pay.
+// f(i) touches element i only: ivdep lets the compiler vectorize through the captured pointers.
 template <typename F>
 inline void for_each_element(Index n, F&& f) {
-#ifdef _OPENMP
-#pragma omp parallel for simd schedule(static) if (n >= kParallelThreshold && max_threads() > 1)
-#endif
-  for (Index i = 0; i < n; ++i) f(i);
+  const Index tasks = n < kParallelThreshold ? 1 : n / kTaskElements;
+  if (tasks < 2 || max_threads() < 2) {
+#pragma GCC ivdep
+    for (Index i = 0; i < n; ++i) f(i);
+    return;
+  }
+  threads::parallel_for(tasks, [&](Index t) {
+    const Index i1 = n * (t + 1) / tasks;
+#pragma GCC ivdep
+    for (Index i = n * t / tasks; i < i1; ++i) f(i);
+  });
 }
 
 }  // namespace nativebp
