@@ -39,10 +39,19 @@ def _asarray(name, x):
     return a
 
 
+def _all_finite(a):
+    """np.isfinite(a).all(), in one C++ pass without a temporary for contiguous float32/64."""
+    if a.dtype in (np.float32, np.float64) and a.flags.c_contiguous and a.dtype.isnative:
+        from . import _core
+        if hasattr(_core, "all_finite"):
+            return _core.all_finite(a)
+    return bool(np.isfinite(a).all())
+
+
 def _check_finite(name, a):
     """Raises naming the first NaN/inf; the source is checked before any float32 cast so that an
     overflow in the cast is told apart from bad data."""
-    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+    if np.issubdtype(a.dtype, np.floating) and not _all_finite(a):
         where = np.argwhere(~np.isfinite(a))[0]
         raise ValueError(f"{name}: expected finite numbers, got {a[tuple(where)]} at index {tuple(int(i) for i in where)}")
 

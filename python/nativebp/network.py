@@ -5,6 +5,8 @@ numpy views of the engine's flat buffers, so writing ``p.value[...]`` changes th
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _core, io as _io, training as _training
@@ -14,6 +16,8 @@ from .layers import BatchNorm1d, Dense, Layer, LayerNorm, Residual, make_layer
 __all__ = ["Sequential", "Parameter"]
 
 _ENGINES = {"float32": _core.Network32, "float64": _core.Network64}
+_READY_LOSSES = frozenset(("mse", "mae", "huber", "binary_cross_entropy", "cross_entropy"))
+_HAS_BATCH_OK = hasattr(_core.Network32, "batch_ok")  # engines built before it take the checked path
 
 
 class Parameter:
@@ -133,7 +137,8 @@ class Sequential:
     # ----------------------------------------------------------------- compute
     def forward(self, X, training=False):
         """Output for X, shape (n, out_features); inference mode unless ``training=True``."""
-        X = as_matrix("X", X, self.dtype, self.in_features)
+        if not self._ready(X):
+            X = as_matrix("X", X, self.dtype, self.in_features)
         return self._engine.forward(X, bool(training))
 
     __call__ = forward
@@ -146,6 +151,17 @@ class Sequential:
         batch_size = check_int("batch_size", batch_size)
         return np.concatenate([self._engine.forward(X[i:i + batch_size], False)
                                for i in range(0, len(X), batch_size)])
+
+    def _ready(self, X, y=None, loss=None):
+        """True when X (and y) can go to the engine as they are: already C-contiguous arrays of the
+        network's dtype and shape, all finite, labels in range. One C++ pass checks that; anything
+        else (conversions, and every error message) goes through the full checks of _checks.py."""
+        if not _HAS_BATCH_OK or type(X) is not np.ndarray:
+            return False
+        if y is None:
+            return self._engine.batch_ok(X, None, False)
+        return (type(y) is np.ndarray and type(loss) is str and loss in _READY_LOSSES
+                and self._engine.batch_ok(X, y, loss == "cross_entropy"))
 
     def _xy(self, X, y, loss, check_finite=True):
         loss = check_loss(loss)
@@ -185,14 +201,38 @@ class Sequential:
         if optimizer is None:
             raise TypeError("optimizer: train_step needs an optimizer, e.g. nb.optim.Adam(net)")
         optimizer._check_network(self)
-        X, y, loss = self._xy(X, y, loss)
+        if not self._ready(X, y, loss):
+            X, y, loss = self._xy(X, y, loss)
         value = self._engine.train_step(X, y, loss, check_number("delta", delta), optimizer._engine,
                                         optimizer._owned, check_number("l1", l1, 0), check_number("l2", l2, 0),
                                         _clip_arg("clip_norm", clip_norm), _clip_arg("clip_value", clip_value))
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             raise FloatingPointError(f"train_step: the loss is {value}; the step was skipped and the weights "
                                      f"are unchanged (lower the learning rate or clip gradients)")
         return value
+
+    def train_steps(self, X, y, loss="mse", optimizer=None, steps=1, batch_size=None, delta=1.0, l1=0.0, l2=0.0,
+                    clip_norm=None, clip_value=None):
+        """``steps`` fused training steps in one call into C++, without Python in between: step s
+        trains on batch s of ``batch_size`` consecutive rows of (X, y) (default: all rows, one
+        batch), cycling through the batches in order (no shuffle). The weights end exactly as
+        after ``train_step`` on each of those batches in turn. Returns the steps' losses (numpy
+        float64). A non-finite loss stops there (that step skipped) and raises
+        ``FloatingPointError``."""
+        if optimizer is None:
+            raise TypeError("optimizer: train_steps needs an optimizer, e.g. nb.optim.Adam(net)")
+        optimizer._check_network(self)
+        steps = check_int("steps", steps, 0)
+        X, y, loss = self._xy(X, y, loss)
+        batch_size = len(X) if batch_size is None else check_int("batch_size", batch_size)
+        losses = self._engine.train_steps(X, y, loss, check_number("delta", delta), optimizer._engine,
+                                          optimizer._owned, check_number("l1", l1, 0), check_number("l2", l2, 0),
+                                          _clip_arg("clip_norm", clip_norm), _clip_arg("clip_value", clip_value),
+                                          steps, batch_size)
+        if len(losses) and not math.isfinite(losses[-1]):
+            raise FloatingPointError(f"train_steps: the loss is {losses[-1]} at step {len(losses) - 1}; that step "
+                                     f"was skipped and training stopped (lower the learning rate or clip gradients)")
+        return losses
 
     def clip_grad_norm(self, max_norm):
         """Scale the gradients so their global L2 norm is at most max_norm; returns the norm before."""
