@@ -3,7 +3,7 @@ its shard of each global batch, and one in-place all-reduce of the flat gradient
 every rank the same gradient, hence the same optimizer step.
 
     # train.py -- run with:  mpiexec -n 4 python train.py   (pip install "nativebp[mpi]")
-    import nativebp as nb
+    import nativebp as nb, nativebp.distributed
     net = nb.Sequential([nb.Dense(784, 256), nb.ReLU(), nb.Dense(256, 10)], seed=0)
     dp = nb.distributed.DataParallel(net)                  # rank 0's weights go to every rank
     dp.fit(X, y, loss="cross_entropy", optimizer=nb.optim.Adam(net), epochs=5, batch_size=128)
@@ -157,7 +157,6 @@ class _RunningStats:
             (m, k), (v, _), (t, _) = slots[p + ".running_mean"], slots[p + ".running_var"], \
                 slots[p + ".num_batches_tracked"]
             self.layers.append((bn.momentum, k, m, v, t))
-        self.width = sum(2 * k for _, k, _, _, _ in self.layers)
 
     def local(self, before, after, n):
         """This rank's batch means and biased variances, recovered from the running-stat update
@@ -321,12 +320,14 @@ class DataParallel:
         return self._evaluate(X, y, loss, _metrics(metrics), check_number("delta", delta))
 
     def _evaluate(self, X, y, loss, metrics, delta, prefix=""):
+        from .training import _metric_flags
+        acc, errors = _metric_flags(metrics, y, loss)  # mse/mae need (n, out) targets
         start, stop = shard_bounds(len(X), self.size, self.rank)
         keys = ["loss"] + metrics
         mine = np.zeros(1 + len(keys))
         if stop > start:
             t = self.net._engine.evaluate(X[start:stop], y[start:stop], loss, delta, min(stop - start, 1024),
-                                          "accuracy" in metrics, "mse" in metrics or "mae" in metrics)
+                                          acc, errors)
             mine[0] = t["samples"]
             mine[1:] = [t[k] * t["samples"] for k in keys]
         table = np.empty((self.size, mine.size))

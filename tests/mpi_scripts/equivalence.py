@@ -41,20 +41,21 @@ def make(layers, opt):
     return net, opt(net)
 
 
-def distributed(layers, opt, X, y):
+def distributed(layers, opt, X, y, **step):
     net, o = make(layers, opt)
-    DataParallel(net).fit(X, y, loss="cross_entropy", optimizer=o, epochs=EPOCHS, batch_size=B, seed=SEED, verbose=0)
+    DataParallel(net).fit(X, y, loss="cross_entropy", optimizer=o, epochs=EPOCHS, batch_size=B, seed=SEED, verbose=0,
+                          **step)
     p, s = net._engine.param_array(), net._engine.state_array()
     spread = float(np.abs(np.array(comm.allgather(p.copy())) - p).max())
     return p, s, spread
 
 
-def single(layers, opt, X, y):
+def single(layers, opt, X, y, **step):
     """One process, global batches of R*B rows in the same order."""
     net, o = make(layers, opt)
     for epoch in range(EPOCHS):
         for rows in batches(len(X), epoch):
-            net.train_step(X[rows], y[rows], loss="cross_entropy", optimizer=o)
+            net.train_step(X[rows], y[rows], loss="cross_entropy", optimizer=o, **step)
     return net._engine.param_array(), net._engine.state_array()
 
 
@@ -104,10 +105,11 @@ with_bn = lambda: [nb.BatchNorm1d(6), nb.Dense(6, 16), nb.ReLU(), nb.BatchNorm1d
 results = {}
 # 99 rows: 6 global batches of 16 and a last one of 3 rows, split 2 + 1 (unequal shards)
 X, y = data(99, 6, 4, 1)
-for name, opt in (("sgd", sgd), ("adam", adam)):
-    p, _, spread = distributed(plain, opt, X, y)
+penalties = dict(l1=1e-3, l2=1e-2, clip_norm=0.5)  # applied to the summed gradient, as in one process
+for name, opt, step in (("sgd", sgd, {}), ("adam", adam, {}), ("sgd_penalties_clip", sgd, penalties)):
+    p, _, spread = distributed(plain, opt, X, y, **step)
     if comm.rank == 0:
-        q, _ = single(plain, opt, X, y)
+        q, _ = single(plain, opt, X, y, **step)
         results[name] = {"weights": rel(p, q), "spread": spread}
 # 96 rows: 6 global batches of 16 (BatchNorm needs >= 2 rows per rank)
 X, y = data(96, 6, 4, 2)
