@@ -52,6 +52,6 @@ def __getattr__(name):  # submodules loaded on first use keep `import nativebp` 
     import importlib
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    if name in ("datasets", "callbacks", "schedules"):
+    if name in ("datasets", "callbacks", "schedules", "distributed"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'nativebp' has no attribute {name!r}")
