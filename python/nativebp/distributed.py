@@ -3,7 +3,7 @@ its shard of each global batch, and one in-place all-reduce of the flat gradient
 every rank the same gradient, hence the same optimizer step.
 
     # train.py -- run with:  mpiexec -n 4 python train.py   (pip install "nativebp[mpi]")
-    import nativebp as nb, nativebp.distributed
+    import nativebp as nb
     net = nb.Sequential([nb.Dense(784, 256), nb.ReLU(), nb.Dense(256, 10)], seed=0)
     dp = nb.distributed.DataParallel(net)                  # rank 0's weights go to every rank
     dp.fit(X, y, loss="cross_entropy", optimizer=nb.optim.Adam(net), epochs=5, batch_size=128)
