@@ -3,6 +3,7 @@ names the argument and what it received, before the engine touches memory; input
 converted (lists, ints, float16, Fortran order, strided, read-only, big-endian, misaligned) give
 the same result as a C-contiguous array of the network's dtype. A crash in any of these would kill
 the pytest process itself, so a clean run also proves nothing segfaults or aborts."""
+import os
 import types
 
 import numpy as np
@@ -308,9 +309,46 @@ def test_bad_input_raises_a_clear_error(call, exc, words):
     assert not missing, f"{type(info.value).__name__}: {message!r} does not mention {missing}"
 
 
+def _f32(a):
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+# Arrays already in the engine's layout and dtype take a fast path (one C++ pass decides whether
+# Python's checks can be skipped): bad values there must meet the same errors as anywhere else.
+READY = [
+    ("nan-X-forward", lambda s: s.net.forward(_f32(np.where(np.eye(5, 3) > 0, np.nan, 1))), ["X", "nan", "(0, 0)"]),
+    ("inf-X-predict", lambda s: s.net.predict(_f32(np.full((2, 3), -np.inf))), ["X", "-inf"]),
+    ("nan-X-last-element", lambda s: s.net.forward(_f32(np.r_[np.ones(14), np.nan].reshape(5, 3))),
+     ["X", "nan", "(4, 2)"]),
+    ("nan-X-train-step", lambda s: s.net.train_step(_f32(NAN_X), np.array([0]), loss="cross_entropy",
+                                                    optimizer=s.opt), ["X", "nan"]),
+    ("labels-int64-too-big", lambda s: ce_step(s, np.array([0, 1, 2, 0, 1], np.int64)), ["y", "[0, 2)", "2]"]),
+    ("labels-int64-negative", lambda s: ce_step(s, np.array([0, 1, 0, -1, 1], np.int64)), ["y", "[-1, 1]"]),
+    ("labels-int64-wrong-length", lambda s: ce_step(s, np.array([0, 1], np.int64)), ["y", "5 targets", "2"]),
+    ("labels-int64-huge", lambda s: ce_step(s, np.array([0, 1, 2**62, 0, 1], np.int64)), ["y", str(2**62)]),
+    ("dense-y-nan", lambda s: s.net.train_step(s.X, _f32(np.full((5, 2), np.nan)), loss="mse", optimizer=s.opt),
+     ["y", "nan"]),
+    ("dense-y-wrong-rows", lambda s: s.net.loss_and_grad(s.X, _f32(np.zeros((4, 2))), loss="mse"),
+     ["y", "5 targets", "4"]),
+    ("X-float32-wrong-columns", lambda s: s.net.forward(_f32(np.zeros((5, 4)))), ["X", "3 features", "(5, 4)"]),
+    ("X-float32-no-rows", lambda s: s.net.forward(_f32(np.zeros((0, 3)))), ["X", "at least one sample"]),
+    ("X-float32-1d", lambda s: s.net.forward(_f32(np.zeros(3))), ["X", "2-D"]),
+]
+
+
+@pytest.mark.parametrize("call,words", [pytest.param(c, w, id=i) for i, c, w in READY])
+def test_bad_values_in_engine_ready_arrays_raise_the_same_clear_errors(call, words):
+    s = state()
+    with pytest.raises(ValueError) as info:
+        call(s)
+    missing = [w for w in words if w not in str(info.value)]
+    assert not missing, f"{info.value!r} does not mention {missing}"
+
+
 def test_case_ids_are_unique():
-    ids = [c[0] for c in CASES]
-    assert len(ids) == len(set(ids))
+    for table in (CASES, READY):
+        ids = [c[0] for c in table]
+        assert len(ids) == len(set(ids))
 
 
 def test_a_failed_call_leaves_the_network_usable_and_unchanged():
@@ -392,7 +430,6 @@ def test_integer_and_float64_inputs_are_not_modified():
 
 # ---------------------------------------------------------------------- memory limits
 def _physical_memory():
-    import os
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGESIZE")
 
 
@@ -413,6 +450,9 @@ def test_a_network_larger_than_memory_raises_memory_error_before_allocating():
 
 @pytest.mark.skipif(_overcommit_always() or _physical_memory() >= 400e9,
                     reason="the kernel might grant the 400 GB buffer and kill the process while filling it")
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer's operator new reports an impossible allocation fatally instead of "
+                           "throwing std::bad_alloc")
 def test_a_batch_too_large_to_buffer_raises_memory_error_and_the_network_still_works():
     """Regression: the engine used to mark the failed batch size as reserved, so the next call
     wrote past the end of buffers that were never allocated."""
