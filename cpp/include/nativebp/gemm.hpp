@@ -1,17 +1,20 @@
-// Single-precision GEMM, row-major: C (m x n) = op(A) op(B) [+ C] [+ bias row], where op(A) is
-// m x k (A, or A^T when ta) and op(B) is k x n (B, or B^T when tb). Written for the engine's
-// three products: Y = X W (forward), dW += X^T dY, dX = dY W^T.
+// Single-precision GEMM, row-major: C (m x n) = op(A) op(B) [+ C], then an epilogue (bias row,
+// ReLU, or a ReLU mask), where op(A) is m x k (A, or A^T when ta) and op(B) is k x n (B, or B^T
+// when tb). Written for the engine's three products: Y = X W + b (forward, ReLU fused),
+// dW += X^T dY, dX = (dY W^T) * [A > 0] (backward through a fused ReLU).
 //
-// Large products pack op(A) into MR-row panels and op(B) into NR-column panels (contiguous,
-// zero-padded; the transposes happen here), then tiles of C are computed as pool tasks by a
-// register-blocked micro-kernel (MR x NR accumulators). Small products skip packing A (and B
-// unless transposed) and stay on the calling thread: there, copying costs more than it saves.
+// Large products pack op(B) into NR-column panels (contiguous, zero-padded; transposes happen
+// here) and op(A) into MR-row panels unless A can be read in place, then tiles of C are pool
+// tasks for a register-blocked micro-kernel (MR x NR accumulators). Small products skip packing
+// (B^T excepted) and stay on one thread: there, copying or another core costs more than it saves.
 // Each tile is computed the same way whichever thread runs it: results do not depend on the
 // thread count.
 #pragma once
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <new>
+#include <type_traits>
 
 #include "simd.hpp"
 #include "threads.hpp"
@@ -31,28 +34,60 @@ constexpr int MR = 6, NV = 2;  // 12 of 16 ymm
 constexpr int MR = 4, NV = 2;  // 8 of 16 xmm
 #endif
 constexpr int NR = NV * W;
-#ifndef NBP_KC
-#define NBP_KC 512
-#endif
-#ifndef NBP_MC
-#define NBP_MC 8
-#endif
-#ifndef NBP_NC
-#define NBP_NC 4
-#endif
-// k-block: an A micro-panel (MR x KC, 16 KiB) stays in L1 while B panels stream from L2.
-// Tiles of MC x NC panels (64 x 128 for AVX-512): their B block (KC x NC, 256 KiB) stays in L2.
-constexpr Index KC = NBP_KC;
+// k-block: an A micro-panel (MR x KC, 16 KiB) stays in L1 while B panels stream from L2. Tiles
+// of MC x NC panels (64 x 128 for AVX-512) keep their B block (KC x 128, 256 KiB) in L2.
+// Chosen by measurement on Zen 4 (KC 128..1024, MC 4..16, NC 2..16).
+constexpr Index KC = 512, MC = 8, NC = 4;
 
-// Products below this many multiply-adds are not packed; below kParallelWork they stay on one thread.
-constexpr double kDirectWork = 1 << 19, kParallelWork = 1 << 18;
+// Products below kDirectWork multiply-adds are not packed; below kParallelWork they stay on one
+// thread: a second core first has to fetch the operands from the first one's cache, which for
+// deep's 32x64x64 (2.5 us) made 2 threads 1.6x slower (29% of jobs waited ~5 us on the worker).
+// A one- or two-row product (a sample's inference) reads weights that stay in each core's cache
+// from call to call: split in two from kGemvParallel weights.
+constexpr double kDirectWork = 1 << 19, kParallelWork = 1 << 20, kGemvParallel = 1 << 17;
+
+// What the store of C does after the product: + bias[j]; then max(0, .) (relu), or
+// * [mask[i][j] > 0] (the backward of a ReLU whose output is `mask`). NaN passes through both.
+struct Epilogue {
+  const float* bias = nullptr;
+  bool relu = false;
+  const float* mask = nullptr;
+  Index ldm = 0;
+  // The same epilogue for the block of C that starts at (i, j).
+  Epilogue at(Index i, Index j) const {
+    Epilogue e = *this;
+    if (e.bias) e.bias += j;
+    if (e.mask) e.mask += i * ldm + j;
+    return e;
+  }
+  // For one k-block of several: the bias goes with the first, relu and mask with the last.
+  Epilogue part(bool first, bool last) const {
+    Epilogue e = *this;
+    if (!first) e.bias = nullptr;
+    if (!last) e.relu = false, e.mask = nullptr;
+    return e;
+  }
+  __attribute__((always_inline)) vf apply(vf r, Index j, int cnt) const {
+    const bool full = cnt == W;
+    if (bias) r = simd::add(r, full ? simd::load(bias + j) : simd::load_part(bias + j, cnt));
+    if (relu) r = simd::max(simd::zero(), r);
+    if (mask) r = simd::keep_positive(full ? simd::load(mask + j) : simd::load_part(mask + j, cnt), r);
+    return r;
+  }
+  __attribute__((always_inline)) float apply(float v, Index i, Index j) const {
+    if (bias) v += bias[j];
+    if (relu) v = v < 0.0f ? 0.0f : v;
+    if (mask) v = mask[i * ldm + j] > 0.0f ? v : 0.0f;
+    return v;
+  }
+};
 
 enum class Src { Packed, Rows, Cols };  // how A's (i, p) is found: packed panel, A[i][p] or A[p][i]
 
 // C block (m <= R rows, n <= V*W columns) from R x kc of op(A) and kc x V*W of op(B).
 template <int R, int V, Src SA, bool PackedB>
 inline void micro(Index kc, const float* a, Index lda, const float* b, Index ldb, float* c, Index ldc, int m, int n,
-                  bool accumulate, const float* bias) {
+                  bool accumulate, const Epilogue& ep) {
   vf acc[R][V];
 #pragma GCC unroll 16
   for (int i = 0; i < R; ++i)
@@ -87,6 +122,7 @@ inline void micro(Index kc, const float* a, Index lda, const float* b, Index ldb
   for (int i = 0; i < R; ++i) {
     if (i >= m) break;
     float* cr = c + i * ldc;
+    const Epilogue e = ep.mask ? ep.at(i, 0) : ep;
 #pragma GCC unroll 8
     for (int v = 0; v < V; ++v) {
       const int col = v * W, cnt = std::min(W, n - col);
@@ -94,14 +130,27 @@ inline void micro(Index kc, const float* a, Index lda, const float* b, Index ldb
       vf r = acc[i][v];
       if (cnt == W) {
         if (accumulate) r = simd::add(r, simd::load(cr + col));
-        if (bias) r = simd::add(r, simd::load(bias + col));
-        simd::store(cr + col, r);
+        simd::store(cr + col, e.apply(r, col, cnt));
       } else {
         if (accumulate) r = simd::add(r, simd::load_part(cr + col, cnt));
-        if (bias) r = simd::add(r, simd::load_part(bias + col, cnt));
-        simd::store_part(cr + col, r, cnt);
+        simd::store_part(cr + col, e.apply(r, col, cnt), cnt);
       }
     }
+  }
+}
+
+// The micro-kernel for `rows` (<= MR) rows: a kernel of exactly that height never reads past the
+// last row of an unpacked A.
+template <Src SA, bool PackedB>
+inline void rows_kernel(int rows, Index kc, const float* a, Index lda, const float* b, Index ldb, float* c, Index ldc,
+                        int cols, bool accumulate, const Epilogue& ep) {
+  switch (rows) {
+#define NATIVEBP_ROWS(r) \
+  case r: micro<(r <= MR ? r : 1), NV, SA, PackedB>(kc, a, lda, b, ldb, c, ldc, rows, cols, accumulate, ep); break;
+    NATIVEBP_ROWS(1) NATIVEBP_ROWS(2) NATIVEBP_ROWS(3) NATIVEBP_ROWS(4) NATIVEBP_ROWS(5) NATIVEBP_ROWS(6)
+    NATIVEBP_ROWS(7) NATIVEBP_ROWS(8)
+#undef NATIVEBP_ROWS
+    default: break;
   }
 }
 
@@ -192,58 +241,80 @@ inline Buffer& scratch(int which) {
   return buffers[which];
 }
 
-// ---------------------------------------------------------------- drivers
+inline Index ceil_div(Index a, Index b) { return (a + b - 1) / b; }
+
+// Threads worth using for `work` multiply-adds: one below the threshold, the pool above.
+inline int threads_for(double work, double threshold = kParallelWork) {
+  return work < threshold ? 1 : threads::num_threads();
+}
+
+// ---------------------------------------------------------------- small products
 // Unpacked A, B unpacked (row-major op(B)) or packed; one thread.
 template <Src SA, bool PackedB>
 inline void direct(Index m, Index n, Index k, const float* A, Index lda, const float* B, Index ldb, float* C, Index ldc,
-                   bool accumulate, const float* bias) {
+                   bool accumulate, const Epilogue& ep) {
   auto a_at = [&](Index i) { return SA == Src::Rows ? A + i * lda : A + i; };
   auto b_at = [&](Index j) { return PackedB ? B + (j / NR) * k * NR : B + j; };
-  if (m < MR && m <= 2) {  // a row or two (inference of one sample): wider blocks keep more FMAs in flight
+  if (m <= 2) {  // a row or two (a sample's inference): wider blocks keep more FMAs in flight
     constexpr int V1 = 4;
     for (Index j = 0; j < n; j += V1 * W) {
       const int cols = int(std::min<Index>(V1 * W, n - j));
       if (!PackedB && cols == V1 * W) {
-        if (m == 1) micro<1, V1, SA, false>(k, a_at(0), lda, b_at(j), ldb, C + j, ldc, 1, cols, accumulate, bias ? bias + j : nullptr);
-        else micro<2, V1, SA, false>(k, a_at(0), lda, b_at(j), ldb, C + j, ldc, 2, cols, accumulate, bias ? bias + j : nullptr);
+        if (m == 1) micro<1, V1, SA, false>(k, a_at(0), lda, b_at(j), ldb, C + j, ldc, 1, cols, accumulate, ep.at(0, j));
+        else micro<2, V1, SA, false>(k, a_at(0), lda, b_at(j), ldb, C + j, ldc, 2, cols, accumulate, ep.at(0, j));
         continue;
       }
-      for (Index jj = j; jj < j + cols; jj += NR) {
-        const int c2 = int(std::min<Index>(NR, n - jj));
-        if (m == 1) micro<1, NV, SA, PackedB>(k, a_at(0), lda, b_at(jj), ldb, C + jj, ldc, 1, c2, accumulate, bias ? bias + jj : nullptr);
-        else micro<2, NV, SA, PackedB>(k, a_at(0), lda, b_at(jj), ldb, C + jj, ldc, 2, c2, accumulate, bias ? bias + jj : nullptr);
-      }
+      for (Index jj = j; jj < j + cols; jj += NR)
+        rows_kernel<SA, PackedB>(int(m), k, a_at(0), lda, b_at(jj), ldb, C + jj, ldc, int(std::min<Index>(NR, n - jj)),
+                                 accumulate, ep.at(0, jj));
     }
     return;
   }
-  for (Index i = 0; i < m; i += MR) {
-    const int rows = int(std::min<Index>(MR, m - i));
-    for (Index j = 0; j < n; j += NR) {
-      const int cols = int(std::min<Index>(NR, n - j));
-      const float* bj = bias ? bias + j : nullptr;
-      float* cij = C + i * ldc + j;
-      if (rows == MR) {
-        micro<MR, NV, SA, PackedB>(k, a_at(i), lda, b_at(j), ldb, cij, ldc, rows, cols, accumulate, bj);
-        continue;
-      }
-      // A has only `rows` rows left: a kernel of exactly that height never reads past them.
-      switch (rows) {
-#define NATIVEBP_ROWS(r) \
-  case r: micro<(r < MR ? r : 1), NV, SA, PackedB>(k, a_at(i), lda, b_at(j), ldb, cij, ldc, rows, cols, accumulate, bj); break;
-        NATIVEBP_ROWS(1) NATIVEBP_ROWS(2) NATIVEBP_ROWS(3) NATIVEBP_ROWS(4) NATIVEBP_ROWS(5) NATIVEBP_ROWS(6)
-        NATIVEBP_ROWS(7)
-#undef NATIVEBP_ROWS
-        default: break;
-      }
-    }
+  for (Index i = 0; i < m; i += MR)
+    for (Index j = 0; j < n; j += NR)
+      rows_kernel<SA, PackedB>(int(std::min<Index>(MR, m - i)), k, a_at(i), lda, b_at(j), ldb, C + i * ldc + j, ldc,
+                               int(std::min<Index>(NR, n - j)), accumulate, ep.at(i, j));
+}
+
+// Rows i0..i1 and columns j0..j1 of C (j0 a multiple of NR) as a small product. A B^T is packed
+// first, by the thread that uses it, into its own scratch: the kernel wants rows of op(B).
+inline void direct_part(bool ta, bool tb, Index i0, Index i1, Index j0, Index j1, Index k, const float* A, Index lda,
+                        const float* B, Index ldb, float* C, Index ldc, bool accumulate, const Epilogue& ep) {
+  const float* a = ta ? A + i0 : A + i0 * lda;
+  float* c = C + i0 * ldc + j0;
+  const Epilogue e = ep.at(i0, j0);
+  const Index mm = i1 - i0, nn = j1 - j0;
+  if (tb) {
+    const Index pb = ceil_div(nn, NR);
+    float* Bp = scratch(1).get(std::size_t(pb * NR * k));
+    for (Index jp = 0; jp < pb; ++jp) pack_b(true, B + j0 * ldb, ldb, nn, k, jp, Bp + jp * NR * k);
+    if (ta) direct<Src::Cols, true>(mm, nn, k, a, lda, Bp, 0, c, ldc, accumulate, e);
+    else direct<Src::Rows, true>(mm, nn, k, a, lda, Bp, 0, c, ldc, accumulate, e);
+  } else {
+    if (ta) direct<Src::Cols, false>(mm, nn, k, a, lda, B + j0, ldb, c, ldc, accumulate, e);
+    else direct<Src::Rows, false>(mm, nn, k, a, lda, B + j0, ldb, c, ldc, accumulate, e);
   }
 }
 
-inline Index ceil_div(Index a, Index b) { return (a + b - 1) / b; }
-
-// Writes a C element: c (+ old c) (+ bias).
-inline void put(float* c, float v, bool accumulate, const float* bias, Index j) {
-  *c = (accumulate ? *c : 0.0f) + v + (bias ? bias[j] : 0.0f);
+inline void small(bool ta, bool tb, Index m, Index n, Index k, const float* A, Index lda, const float* B, Index ldb,
+                  float* C, Index ldc, bool accumulate, const Epilogue& ep) {
+  auto part = [&](Index i0, Index i1, Index j0, Index j1) {
+    direct_part(ta, tb, i0, i1, j0, j1, k, A, lda, B, ldb, C, ldc, accumulate, ep);
+  };
+  const int nt = m <= 2 ? threads_for(double(n) * double(k), kGemvParallel) : threads_for(double(m) * n * k);
+  if (nt < 2) {
+    part(0, m, 0, n);
+  } else if (m <= 2) {  // a sample's inference: one share of the columns per thread, so that
+    // each thread's weights tend to stay in its cache (the caller usually claims task 0)
+    const Index chunks = ceil_div(n, 4 * W), tasks = std::min<Index>(nt, chunks);
+    threads::parallel_for(tasks, [&](Index t) {
+      part(0, m, chunks * t / tasks * 4 * W, std::min(n, chunks * (t + 1) / tasks * 4 * W));
+    }, nt);
+  } else if (tb) {  // B^T: each task packs only its own columns
+    threads::parallel_for(ceil_div(n, NR), [&](Index t) { part(0, m, t * NR, std::min(n, (t + 1) * NR)); }, nt);
+  } else {  // split the rows, a whole register block per task
+    threads::parallel_for(ceil_div(m, MR), [&](Index t) { part(t * MR, std::min(m, (t + 1) * MR), 0, n); }, nt);
+  }
 }
 
 // ---------------------------------------------------------------- narrow outputs (n <= 4)
@@ -254,14 +325,17 @@ constexpr int kNarrow = 4;
 // vectors along i; computed in a small buffer, then added transposed into C.
 template <int R, Src SB>
 inline void narrow_ta(Index m, Index k, const float* A, Index lda, const float* B, Index ldb, float* C, Index ldc,
-                      bool accumulate, const float* bias) {
+                      bool accumulate, const Epilogue& ep) {
   constexpr int V = 4, L = V * W;
   alignas(64) float t[R * L];
   for (Index i0 = 0; i0 < m; i0 += L) {
     const int cols = int(std::min<Index>(L, m - i0));
-    micro<R, V, SB, false>(k, B, ldb, A + i0, lda, t, L, R, cols, false, nullptr);
-    for (int j = 0; j < R; ++j)
-      for (int ii = 0; ii < cols; ++ii) put(C + (i0 + ii) * ldc + j, t[j * L + ii], accumulate, bias, j);
+    micro<R, V, SB, false>(k, B, ldb, A + i0, lda, t, L, R, cols, false, Epilogue{});
+    for (int ii = 0; ii < cols; ++ii)
+      for (int j = 0; j < R; ++j) {
+        float* c = C + (i0 + ii) * ldc + j;
+        *c = ep.apply((accumulate ? *c : 0.0f) + t[j * L + ii], i0 + ii, j);
+      }
   }
 }
 
@@ -269,7 +343,7 @@ inline void narrow_ta(Index m, Index k, const float* A, Index lda, const float* 
 // of op(B), given here as rows bt[j * ldbt + p]. 4 rows x NJ columns of C per block.
 template <int NJ>
 inline void narrow_dot(Index m, int n, Index k, const float* A, Index lda, const float* bt, Index ldbt, float* C,
-                       Index ldc, bool accumulate, const float* bias) {
+                       Index ldc, bool accumulate, const Epilogue& ep) {
   constexpr int RI = 4;
   for (Index i0 = 0; i0 < m; i0 += RI) {
     const int rows = int(std::min<Index>(RI, m - i0));
@@ -299,17 +373,20 @@ inline void narrow_dot(Index m, int n, Index k, const float* A, Index lda, const
       }
     }
     for (int r = 0; r < rows; ++r)
-      for (int j = 0; j < n; ++j) put(C + (i0 + r) * ldc + j, simd::hsum(acc[r][j]), accumulate, bias, j);
+      for (int j = 0; j < n; ++j) {
+        float* c = C + (i0 + r) * ldc + j;
+        *c = ep.apply((accumulate ? *c : 0.0f) + simd::hsum(acc[r][j]), i0 + r, j);
+      }
   }
 }
 
 inline void narrow(bool ta, bool tb, Index m, int n, Index k, const float* A, Index lda, const float* B, Index ldb,
-                   float* C, Index ldc, bool accumulate, const float* bias) {
+                   float* C, Index ldc, bool accumulate, const Epilogue& ep) {
   if (ta) {
     switch (n * 2 + tb) {
 #define NATIVEBP_NARROW(r) \
-  case 2 * r: narrow_ta<r, Src::Cols>(m, k, A, lda, B, ldb, C, ldc, accumulate, bias); break; \
-  case 2 * r + 1: narrow_ta<r, Src::Rows>(m, k, A, lda, B, ldb, C, ldc, accumulate, bias); break;
+  case 2 * r: narrow_ta<r, Src::Cols>(m, k, A, lda, B, ldb, C, ldc, accumulate, ep); break; \
+  case 2 * r + 1: narrow_ta<r, Src::Rows>(m, k, A, lda, B, ldb, C, ldc, accumulate, ep); break;
       NATIVEBP_NARROW(1) NATIVEBP_NARROW(2) NATIVEBP_NARROW(3) NATIVEBP_NARROW(4)
 #undef NATIVEBP_NARROW
       default: break;
@@ -325,23 +402,24 @@ inline void narrow(bool ta, bool tb, Index m, int n, Index k, const float* A, In
     bt = t;
     ldbt = k;
   }
-  if (n == 1) narrow_dot<1>(m, n, k, A, lda, bt, ldbt, C, ldc, accumulate, bias);
-  else if (n == 2) narrow_dot<2>(m, n, k, A, lda, bt, ldbt, C, ldc, accumulate, bias);
-  else narrow_dot<4>(m, n, k, A, lda, bt, ldbt, C, ldc, accumulate, bias);
+  if (n == 1) narrow_dot<1>(m, n, k, A, lda, bt, ldbt, C, ldc, accumulate, ep);
+  else if (n == 2) narrow_dot<2>(m, n, k, A, lda, bt, ldbt, C, ldc, accumulate, ep);
+  else narrow_dot<4>(m, n, k, A, lda, bt, ldbt, C, ldc, accumulate, ep);
 }
 
-// Threads worth using for `work` multiply-adds: one below kParallelWork, the pool above.
-inline int threads_for(double work) { return work < kParallelWork ? 1 : threads::num_threads(); }
-
-// Packs both operands (in parallel), then computes MC x NC tiles of C as pool tasks.
+// ---------------------------------------------------------------- large products
+// Packs op(B) (and op(A) unless read in place), in parallel, then computes MC x NC tiles of C as
+// pool tasks, several per thread so that a late or busy thread delays little.
 inline void packed(bool ta, bool tb, Index m, Index n, Index k, const float* A, Index lda, const float* B, Index ldb,
-                   float* C, Index ldc, bool accumulate, const float* bias, int threads) {
+                   float* C, Index ldc, bool accumulate, const Epilogue& ep, int threads) {
   const Index pa = ceil_div(m, MR), pb = ceil_div(n, NR);
-  float* Ap = scratch(0).get(std::size_t(pa * MR * k));
+  // A row-major A is read in place (saves copying it: 10% on 1024 x 784 x 256) unless its rows
+  // are a multiple of 4 KiB apart: then the MR rows would fall into the same L1 sets.
+  const bool direct_a = !ta && (lda * Index(sizeof(float))) % 4096 != 0;
+  float* Ap = direct_a ? nullptr : scratch(0).get(std::size_t(pa * MR * k));
   float* Bp = scratch(1).get(std::size_t(pb * NR * k));
-  // A packing task covers enough panels to copy >= 16K floats.
-  const Index per = std::max<Index>(1, (Index(1) << 14) / (k * MR));
-  const Index ta_tasks = ceil_div(pa, per), tb_tasks = ceil_div(pb, per);
+  const Index per = std::max<Index>(1, (Index(1) << 14) / (k * MR));  // a packing task copies >= 16K floats
+  const Index ta_tasks = direct_a ? 0 : ceil_div(pa, per), tb_tasks = ceil_div(pb, per);
   threads::parallel_for(ta_tasks + tb_tasks, [&](Index t) {
     if (t < ta_tasks) {
       for (Index ip = t * per; ip < std::min(pa, (t + 1) * per); ++ip) pack_a(ta, A, lda, m, k, ip, Ap + ip * MR * k);
@@ -350,65 +428,53 @@ inline void packed(bool ta, bool tb, Index m, Index n, Index k, const float* A, 
       for (Index jp = t * per; jp < std::min(pb, (t + 1) * per); ++jp) pack_b(tb, B, ldb, n, k, jp, Bp + jp * NR * k);
     }
   }, threads);
-  // Tiles of MC x NC panels, several per thread so a late or busy thread delays little.
-  const Index mc = NBP_MC, nc = NBP_NC;
-  const Index tm = ceil_div(pa, mc), tn = ceil_div(pb, nc);
+  const Index tm = ceil_div(pa, MC), tn = ceil_div(pb, NC);
   threads::parallel_for(tm * tn, [&](Index t) {
-    const Index ip0 = (t / tn) * mc, jp0 = (t % tn) * nc;
-    const Index ip1 = std::min(pa, ip0 + mc), jp1 = std::min(pb, jp0 + nc);
+    const Index ip0 = (t / tn) * MC, jp0 = (t % tn) * NC;
+    const Index ip1 = std::min(pa, ip0 + MC), jp1 = std::min(pb, jp0 + NC);
     for (Index pc = 0; pc < k; pc += KC) {
       const Index kc = std::min(KC, k - pc);
       const bool acc = accumulate || pc > 0;
+      const Epilogue e = ep.part(pc == 0, pc + kc >= k);
       for (Index ip = ip0; ip < ip1; ++ip) {
-        const float* a = Ap + ip * MR * k + pc * MR;
         const int rows = int(std::min<Index>(MR, m - ip * MR));
         for (Index jp = jp0; jp < jp1; ++jp) {
           const int cols = int(std::min<Index>(NR, n - jp * NR));
-          micro<MR, NV, Src::Packed, true>(kc, a, 0, Bp + jp * NR * k + pc * NR, 0, C + ip * MR * ldc + jp * NR, ldc,
-                                           rows, cols, acc, pc == 0 && bias ? bias + jp * NR : nullptr);
+          float* c = C + ip * MR * ldc + jp * NR;
+          const float* b = Bp + jp * NR * k + pc * NR;
+          if (direct_a)
+            rows_kernel<Src::Rows, true>(rows, kc, A + ip * MR * lda + pc, lda, b, 0, c, ldc, cols, acc,
+                                         e.at(ip * MR, jp * NR));
+          else
+            micro<MR, NV, Src::Packed, true>(kc, Ap + ip * MR * k + pc * MR, 0, b, 0, c, ldc, rows, cols, acc,
+                                             e.at(ip * MR, jp * NR));
         }
       }
     }
   }, threads);
 }
 
+// C = epilogue(op(A) op(B) (+ C if accumulate)).
+inline void sgemm(bool ta, bool tb, Index m, Index n, Index k, const float* A, Index lda, const float* B, Index ldb,
+                  float* C, Index ldc, bool accumulate, const Epilogue& ep) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    for (Index i = 0; i < m; ++i)
+      for (Index j = 0; j < n; ++j) C[i * ldc + j] = ep.apply(accumulate ? C[i * ldc + j] : 0.0f, i, j);
+    return;
+  }
+  if (n <= kNarrow && m > n) return narrow(ta, tb, m, int(n), k, A, lda, B, ldb, C, ldc, accumulate, ep);
+  const double work = double(m) * double(n) * double(k);
+  if (work <= kDirectWork || m <= 2) return small(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, accumulate, ep);
+  packed(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, accumulate, ep, threads_for(work));
+}
+
 // C = op(A) op(B) (+ C if accumulate) (+ bias broadcast over rows, if not null).
 inline void sgemm(bool ta, bool tb, Index m, Index n, Index k, const float* A, Index lda, const float* B, Index ldb,
                   float* C, Index ldc, bool accumulate = false, const float* bias = nullptr) {
-  if (m <= 0 || n <= 0) return;
-  if (k <= 0) {
-    for (Index i = 0; i < m && !accumulate; ++i)
-      for (Index j = 0; j < n; ++j) C[i * ldc + j] = bias ? bias[j] : 0.0f;
-    if (accumulate && bias)
-      for (Index i = 0; i < m; ++i)
-        for (Index j = 0; j < n; ++j) C[i * ldc + j] += bias[j];
-    return;
-  }
-  if (n <= kNarrow && m > n) {
-    narrow(ta, tb, m, int(n), k, A, lda, B, ldb, C, ldc, accumulate, bias);
-    return;
-  }
-  const double work = double(m) * double(n) * double(k);
-  if (work <= kDirectWork || m <= 2) {
-    const float* b = B;
-    Index ldbb = ldb;
-    if (tb) {  // small B^T: pack it (the kernel wants contiguous rows of op(B))
-      const Index pb = ceil_div(n, NR);
-      float* Bp = scratch(1).get(std::size_t(pb * NR * k));
-      for (Index jp = 0; jp < pb; ++jp) pack_b(true, B, ldb, n, k, jp, Bp + jp * NR * k);
-      b = Bp;
-      ldbb = 0;
-    }
-    if (ta) {
-      if (tb) direct<Src::Cols, true>(m, n, k, A, lda, b, ldbb, C, ldc, accumulate, bias);
-      else direct<Src::Cols, false>(m, n, k, A, lda, b, ldbb, C, ldc, accumulate, bias);
-    } else {
-      if (tb) direct<Src::Rows, true>(m, n, k, A, lda, b, ldbb, C, ldc, accumulate, bias);
-      else direct<Src::Rows, false>(m, n, k, A, lda, b, ldbb, C, ldc, accumulate, bias);
-    }
-    return;
-  }
-  packed(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, accumulate, bias, threads_for(work));
+  Epilogue ep;
+  ep.bias = bias;
+  sgemm(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, accumulate, ep);
 }
 
 }  // namespace nativebp::gemm

@@ -24,6 +24,8 @@ inline vf add(vf a, vf b) { return _mm512_add_ps(a, b); }
 inline vf mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 inline vf max(vf a, vf b) { return _mm512_max_ps(a, b); }
 inline float hsum(vf v) { return _mm512_reduce_add_ps(v); }
+// v where m > 0, else 0 (NaN in m counts as not > 0).
+inline vf keep_positive(vf m, vf v) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m, zero(), _CMP_GT_OQ), v); }
 // The first n (< W) lanes; the others read as zero and are never touched in memory.
 inline vf load_part(const float* p, int n) { return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p); }
 inline void store_part(float* p, vf v, int n) { _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), v); }
@@ -44,6 +46,7 @@ inline float hsum(vf v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
+inline vf keep_positive(vf m, vf v) { return _mm256_and_ps(_mm256_cmp_ps(m, zero(), _CMP_GT_OQ), v); }
 inline __m256i part_mask(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
 inline vf load_part(const float* p, int n) { return _mm256_maskload_ps(p, part_mask(n)); }
 inline void store_part(float* p, vf v, int n) { _mm256_maskstore_ps(p, part_mask(n), v); }
@@ -63,6 +66,7 @@ inline float hsum(vf v) {
   __m128 s = _mm_add_ps(v, _mm_movehl_ps(v, v));
   return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
 }
+inline vf keep_positive(vf m, vf v) { return _mm_and_ps(_mm_cmpgt_ps(m, zero()), v); }
 inline vf load_part(const float* p, int n) {
   alignas(16) float t[4] = {0, 0, 0, 0};
   std::memcpy(t, p, sizeof(float) * unsigned(n));
@@ -86,6 +90,7 @@ inline vf add(vf a, vf b) { return a + b; }
 inline vf mul(vf a, vf b) { return a * b; }
 inline vf max(vf a, vf b) { return a > b ? a : b; }
 inline float hsum(vf v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+inline vf keep_positive(vf m, vf v) { return m > zero() ? v : zero(); }
 inline vf load_part(const float* p, int n) { vf v = zero(); std::memcpy(&v, p, sizeof(float) * unsigned(n)); return v; }
 inline void store_part(float* p, vf v, int n) { std::memcpy(p, &v, sizeof(float) * unsigned(n)); }
 #endif

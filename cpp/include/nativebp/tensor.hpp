@@ -44,10 +44,10 @@ struct Scratch {
   }
 };
 
-// Elementwise work below this many elements stays on one thread (handing it over costs more
-// than it saves); above, it is split into tasks of about kTaskElements, several per thread so
-// that a late thread holds up little.
-constexpr Index kParallelThreshold = 1 << 15;
+// Elementwise work below this many elements stays on one thread: the data was just written by
+// the caller, and another core fetching it from there costs more than the work; above, it is
+// split into tasks of about kTaskElements, several per thread so a late thread holds up little.
+constexpr Index kParallelThreshold = 1 << 17;
 constexpr Index kTaskElements = 1 << 13;
 
 inline int max_threads() { return threads::num_threads(); }

@@ -130,8 +130,8 @@ class Pool {
   // The caller has run out of tasks; the workers finish theirs. It spins briefly, then sleeps,
   // so that a worker preempted mid-task (its core taken by another process) can be moved to
   // the caller's idle core. A wait much longer than a task counts as a stall: the pool then
-  // runs jobs on the caller alone for a while (5 ms, doubling while stalls repeat, up to 0.5 s),
-  // so a busy core costs about one thread's share instead of a time slice per job.
+  // runs jobs on the caller alone for a while (5 ms, doubling while stalls come within a second
+  // of each other, up to 0.5 s), so a busy core costs one stall per back-off, not one per job.
   void wait_done(Job& job, std::int64_t longest_task_ns) {
     if (job.done.load(std::memory_order_acquire) == job.n) return backoff(false);
     const std::int64_t start = now_ns();
@@ -148,13 +148,13 @@ class Pool {
     backoff(now_ns() - start > expected);
   }
 
+  // A stall within a second of the previous one doubles the back-off; otherwise it starts at 5 ms.
   void backoff(bool stalled) {
-    if (!stalled) {
-      solo_ns_ = solo_ns_ / 2;
-      return;
-    }
-    solo_ns_ = std::min<std::int64_t>(std::max<std::int64_t>(2 * solo_ns_, 5000000), 500000000);
-    solo_until_.store(now_ns() + solo_ns_, std::memory_order_relaxed);
+    if (!stalled) return;
+    const std::int64_t now = now_ns();
+    solo_ns_ = now - last_stall_ns_ < 1000000000 ? std::min<std::int64_t>(2 * solo_ns_, 500000000) : 5000000;
+    last_stall_ns_ = now;
+    solo_until_.store(now + solo_ns_, std::memory_order_relaxed);
     stalls_.fetch_add(1, std::memory_order_relaxed);
   }
 
@@ -253,7 +253,7 @@ class Pool {
   int started_ = 0;  // guarded by master_
   std::mutex master_, sleep_mutex_, done_mutex_;
   std::condition_variable wake_, done_cv_;
-  std::int64_t solo_ns_ = 0;                    // current back-off length; guarded by master_
+  std::int64_t solo_ns_ = 0, last_stall_ns_ = 0;  // back-off length, last stall; guarded by master_
   std::atomic<std::int64_t> solo_until_{0};     // steady-clock ns until which jobs run on the caller
   std::atomic<std::int64_t> stalls_{0};
   std::atomic<std::uint64_t> generation_{0};

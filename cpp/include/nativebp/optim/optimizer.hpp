@@ -65,6 +65,17 @@ class Optimizer {
   std::vector<std::int64_t> steps_;
 };
 
+// f(first, last) over contiguous ranges covering [0, n): pool tasks when large enough to pay.
+template <typename F>
+inline void for_each_range(Index n, F&& f) {
+  const Index tasks = n < kParallelThreshold ? 1 : n / kTaskElements;
+  if (tasks < 2 || max_threads() < 2) {
+    f(Index(0), n);
+    return;
+  }
+  threads::parallel_for(tasks, [&](Index t) { f(n * t / tasks, n * (t + 1) / tasks); });
+}
+
 // Elementwise loop over one tensor, split into pool tasks only when large enough to pay.
 // f(i) touches element i only: ivdep lets the compiler vectorize through the captured pointers.
 template <typename F>

@@ -1,0 +1,55 @@
+"""A float32 Dense followed by a ReLU runs fused (the ReLU in the product's store, its backward
+folded into the next Dense's dX product). LeakyReLU(0) is the same function but never fused, so
+networks that differ only in that must compute exactly the same outputs and gradients."""
+import numpy as np
+import pytest
+
+import nativebp as nb
+
+ARCHS = {
+    "dense-relu-dense": lambda r: [nb.Dense(9, 40), r(), nb.Dense(40, 3)],
+    "two-fused-pairs": lambda r: [nb.Dense(9, 64), r(), nb.Dense(64, 33), r(), nb.Dense(33, 3)],
+    "relu-last": lambda r: [nb.Dense(9, 40), r(), nb.Dense(40, 3), r()],
+    "relu-then-dropout": lambda r: [nb.Dense(9, 40), r(), nb.Dropout(0.3), nb.Dense(40, 3)],  # ReLU backward unfused
+    "relu-first": lambda r: [r(), nb.Dense(9, 40), r(), nb.Dense(40, 3)],
+    "in-a-residual": lambda r: [nb.Dense(9, 16), nb.Residual([nb.Dense(16, 16), r(), nb.Dense(16, 16)]), r(),
+                                nb.Dense(16, 3)],
+    "large-packed": lambda r: [nb.Dense(300, 700), r(), nb.Dense(700, 500), r(), nb.Dense(500, 3)],
+}
+
+
+def _pair(arch, seed=0):
+    fused = nb.Sequential(ARCHS[arch](nb.ReLU), seed=seed)
+    plain = nb.Sequential(ARCHS[arch](lambda: nb.LeakyReLU(0.0)), seed=seed)
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        b.value[...] = a.value
+    return fused, plain
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+@pytest.mark.parametrize("rows", [1, 7, 128])
+def test_fused_relu_matches_the_unfused_computation_exactly(arch, rows):
+    fused, plain = _pair(arch)
+    rng = np.random.default_rng(rows)
+    X = rng.standard_normal((rows, fused.in_features), dtype=np.float32)
+    y = rng.integers(0, 3, rows)
+    assert np.array_equal(fused.forward(X), plain.forward(X))
+    lf, dxf = fused.loss_and_grad(X, y, loss="cross_entropy", return_input_grad=True)
+    lp, dxp = plain.loss_and_grad(X, y, loss="cross_entropy", return_input_grad=True)
+    assert lf == lp
+    assert np.array_equal(dxf, dxp)
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        assert np.array_equal(a.grad, b.grad), a.name
+
+
+def test_fused_relu_training_follows_the_unfused_trajectory():
+    fused, plain = _pair("two-fused-pairs", seed=3)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 9), dtype=np.float32)
+    y = rng.integers(0, 3, 64)
+    of, op = nb.optim.Adam(fused, lr=1e-2), nb.optim.Adam(plain, lr=1e-2)
+    for _ in range(10):
+        assert fused.train_step(X, y, loss="cross_entropy", optimizer=of) == \
+            plain.train_step(X, y, loss="cross_entropy", optimizer=op)
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        assert np.array_equal(a.value, b.value)
