@@ -186,8 +186,15 @@ class Sequential:
     def loss(self, X, y, loss="mse", delta=1.0, training=False):
         """The mean loss without gradients (inference mode unless training=True)."""
         X, y, loss = self._xy(X, y, loss)
-        return self._engine.evaluate(X, y, loss, check_number("delta", delta), len(X), False, False)["loss"] \
-            if not training else self._engine.loss_and_grad(X, y, loss, delta, False, True)[0]
+        delta = check_number("delta", delta)
+        if not training:
+            return self._engine.evaluate(X, y, loss, delta, len(X), False, False)["loss"]
+        grads = self._engine.grad_array()
+        saved = grads.copy()  # a training-mode forward needs the backward machinery; keep .grad as it was
+        try:
+            return self._engine.loss_and_grad(X, y, loss, delta, False, True)[0]
+        finally:
+            grads[...] = saved
 
     def zero_grad(self):
         """Set every gradient to zero."""
