@@ -372,10 +372,15 @@ inline void narrow_dot(Index m, int n, Index k, const float* A, Index lda, const
         for (int j = 0; j < NJ; ++j) acc[r][j] = simd::fma(av, bv[j], acc[r][j]);
       }
     }
+    constexpr int kSums = (RI * NJ + 7) / 8 * 8;  // whole groups of 8 for simd::hsum8
+    vf all[kSums];
+    float sum[kSums];
+    for (int q = 0; q < kSums; ++q) all[q] = q < RI * NJ ? acc[q / NJ][q % NJ] : simd::zero();
+    for (int q = 0; q < kSums; q += 8) simd::hsum8(all + q, sum + q);
     for (int r = 0; r < rows; ++r)
       for (int j = 0; j < n; ++j) {
         float* c = C + (i0 + r) * ldc + j;
-        *c = ep.apply((accumulate ? *c : 0.0f) + simd::hsum(acc[r][j]), i0 + r, j);
+        *c = ep.apply((accumulate ? *c : 0.0f) + sum[r * NJ + j], i0 + r, j);
       }
   }
 }
