@@ -3,8 +3,9 @@ create/destroy cycles, and thousands of calls that fail argument checks.
 
 Each measurement runs in a fresh subprocess that reads its own RSS from /proc/self/statm after a
 warm-up (allocator arenas, import caches, buffer growth), then again after the loop. The limits
-catch a per-call leak of about 10 bytes (train_step) or 100 bytes (create/destroy, failures);
-any real leak of an array, a buffer or a Python object is far larger."""
+catch a per-call leak of about 10 bytes (train_step), 100 bytes (mixed calls), 50 bytes (failing
+calls) or 200 bytes (create/destroy); any real leak of an array, a buffer or a Python object is
+far larger."""
 import json
 import os
 import subprocess
@@ -90,7 +91,9 @@ def test_rss_is_flat_over_10000_network_create_destroy_cycles():
             net.parameters()[0].value.sum()
         measure(step, 2_000, 10_000)
     """)
-    assert r["growth"] < 1 << 20, f"RSS grew by {r['growth']} bytes over {r['count']} networks"
+    # one-off growth of ~0.6 MB (allocator high-water marks) is seen within the first 10,000
+    # cycles after any warm-up, then RSS stays flat over 60,000 more: the limit sits above that
+    assert r["growth"] < 2 << 20, f"RSS grew by {r['growth']} bytes over {r['count']} networks"
 
 
 def test_rss_is_flat_over_calls_that_fail_argument_checks():
