@@ -1,7 +1,8 @@
 """nativebp, through its public API only (DESIGN.md section 3).
 
-Two training runners: the per-step Python loop (`train_step`) and the fused C++ epoch (`fit`);
-the better one is nativebp's figure, both are shown in the details.
+Three training runners: the per-step Python loop (`train_step`), the fused C++ epoch (`fit`) and
+many steps per call (`train_steps`, batches in order); the best one is nativebp's figure, all
+are shown in the details with the runner's name.
 GEMM hook: if the engine exposes `nativebp._core.gemm_benchmark(n, repeats)` (runs `repeats`
 float32 n x n @ n x n products on preallocated matrices with the engine's kernel and thread
 count, GIL released), the `gemm` config times one call per repeat.
@@ -66,8 +67,17 @@ def runners(cfg, data, seed):
         fit_net.fit(X, y, loss=loss, optimizer=fit_opt, epochs=1, batch_size=batch,
                     shuffle=False, verbose=0)
 
+    steps_net = build(cfg["sizes"], cfg["act"], seed)
+    steps_opt = optimizer(steps_net)
+    # train_steps: many steps per call, batch after batch in order, as the other runners; at
+    # least 64 per call so that tiny's one-batch data set does not measure the call itself.
+    n_steps = max(64, X.shape[0] // batch)
+
+    def many():
+        steps_net.train_steps(X, y, loss=loss, optimizer=steps_opt, steps=n_steps, batch_size=batch)
+
     steps_per_epoch = X.shape[0] // batch
-    for name, fn, units in (("train_step", step, 1), ("fit", epoch, steps_per_epoch)):
+    for name, fn, units in (("train_step", step, 1), ("fit", epoch, steps_per_epoch), ("train_steps", many, n_steps)):
         if hasattr(step_net, name):  # an engine still being written may lack one of them
             runs[name] = (fn, units if cfg["unit"] == "steps/s" else units * batch)
         else:

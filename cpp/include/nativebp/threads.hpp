@@ -79,8 +79,12 @@ class Pool {
   // Calls f(i) for every i in [0, n), on up to `threads` threads (<= 0: the pool's size),
   // the caller included. Returns when all calls have returned. Which thread runs a task never
   // changes what it computes, so results do not depend on the thread count.
+  //
+  // `pinned` (for at most kMaxPinned tasks): task t is first offered to thread t (the caller is
+  // thread 0), so a job repeated call after call finds each task's data in the same core's
+  // cache; a thread that finds its own task taken or done helps with the others.
   template <typename F>
-  void run(Index n, F&& f, int threads = 0) {
+  void run(Index n, F&& f, int threads = 0, bool pinned = false) {
     if (n <= 0) return;
     const int want = int(std::min<Index>(n, threads > 0 ? std::min(threads, size()) : size()));
     std::unique_lock<std::mutex> own(master_, std::defer_lock);
@@ -94,6 +98,7 @@ class Pool {
     Job job;
     job.n = n;
     job.limit = want - 1;
+    job.pinned = pinned && n <= kMaxPinned;
     job.fn = [](void* ctx, Index i) { (*static_cast<F*>(ctx))(i); };
     job.ctx = &f;
     job_.store(&job, std::memory_order_seq_cst);
@@ -112,9 +117,12 @@ class Pool {
   }
 
  private:
+  static constexpr Index kMaxPinned = 16;
   struct Job {
     Index n = 0;
     int limit = 0;                      // workers that may join
+    bool pinned = false;
+    std::atomic<bool> claimed[kMaxPinned] = {};
     std::atomic<Index> next{0}, done{0};
     std::atomic<int> joined{0};
     std::atomic<bool> caller_asleep{false};
@@ -172,9 +180,16 @@ class Pool {
   // Claims and runs tasks until none is left; the caller also times them (the longest, in ns).
   std::int64_t work(Job& job, bool timed = false) {
     std::int64_t longest = 0;
-    for (;;) {
-      const Index i = job.next.fetch_add(1, std::memory_order_relaxed);
-      if (i >= job.n) return longest;
+    for (Index step = 0;; ++step) {
+      Index i;
+      if (job.pinned) {  // own task first, then the others in turn
+        if (step >= job.n) return longest;
+        i = (worker_id() + step) % job.n;
+        if (job.claimed[i].exchange(true, std::memory_order_relaxed)) continue;
+      } else {
+        i = job.next.fetch_add(1, std::memory_order_relaxed);
+        if (i >= job.n) return longest;
+      }
       const std::int64_t t0 = timed ? now_ns() : 0;
       job.fn(job.ctx, i);
       if (timed) longest = std::max(longest, now_ns() - t0);
@@ -204,8 +219,14 @@ class Pool {
     return nullptr;
   }
 
+  static int& worker_id() {  // 0 for callers, 1.. for the pool's workers
+    static thread_local int id = 0;
+    return id;
+  }
+
   void loop() {
     in_task() = true;  // a worker never starts a nested job
+    worker_id() = next_id_.fetch_add(1) + 1;
     std::uint64_t seen = generation_.load(std::memory_order_acquire);
     for (;;) {
       wait_for_job(seen);
@@ -244,6 +265,7 @@ class Pool {
     new (&p.done_mutex_) std::mutex();
     new (&p.done_cv_) std::condition_variable();
     p.started_ = 0;
+    p.next_id_.store(0);
     p.sleepers_.store(0);
     p.inside_.store(0);
     p.job_.store(nullptr);
@@ -257,7 +279,7 @@ class Pool {
   std::atomic<std::int64_t> solo_until_{0};     // steady-clock ns until which jobs run on the caller
   std::atomic<std::int64_t> stalls_{0};
   std::atomic<std::uint64_t> generation_{0};
-  std::atomic<int> sleepers_{0}, inside_{0};
+  std::atomic<int> sleepers_{0}, inside_{0}, next_id_{0};
   std::atomic<Job*> job_{nullptr};
 };
 
@@ -265,8 +287,8 @@ inline int num_threads() { return Pool::get().size(); }
 inline void set_num_threads(int n) { Pool::get().resize(n); }
 
 template <typename F>
-void parallel_for(Index n, F&& f, int threads = 0) {
-  Pool::get().run(n, std::forward<F>(f), threads);
+void parallel_for(Index n, F&& f, int threads = 0, bool pinned = false) {
+  Pool::get().run(n, std::forward<F>(f), threads, pinned);
 }
 
 }  // namespace nativebp::threads
