@@ -162,11 +162,10 @@ def test_networks_in_different_threads_do_not_interfere():
             t.join()
     finally:
         nb.set_num_threads(old)
-    # equal to rounding only: the engine's results move by an ulp with the alignment of its
-    # buffers; shared state (a generator, a buffer) would change dropout masks, i.e. everything
+    # bit-equal: shared state (a generator, a buffer) would change dropout masks, i.e. everything
     for other in nets[1:]:
         for p, q in zip(nets[0].parameters(), other.parameters()):
-            np.testing.assert_allclose(p.value, q.value, rtol=1e-5, atol=1e-5)
+            np.testing.assert_array_equal(p.value, q.value)
 
 
 def test_set_num_threads_applies_to_engine_calls_from_other_threads():

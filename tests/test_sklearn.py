@@ -23,10 +23,7 @@ def _expected_failures(est):
     rtol=1e-7; in float64 every check passes."""
     if est.dtype == "float64":
         return {}
-    # two fits build two networks whose flat buffers may sit at different SIMD alignments, which
-    # reorders float32 reductions in the engine (so these fail for some allocations, not all)
-    failing = dict.fromkeys(["check_fit_idempotent", "check_supervised_y_2d"],
-                            "float32 results depend on the engine buffers' alignment by ~1 ulp")
+    failing = {}
     if isinstance(est, MLPRegressor):  # Eigen's 1-row (GEMV) product rounds unlike the batched GEMM
         failing["check_methods_subset_invariance"] = "float32 1-row predictions differ by ~1 ulp from batched ones"
     return failing

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include <nativebp/losses.hpp>
+#include <nativebp/finite.hpp>
 #include <nativebp/simd.hpp>
 #include <nativebp/metrics.hpp>
 
@@ -66,24 +67,6 @@ bool ready_matrix(py::handle h, Index cols) {
   const auto a = py::reinterpret_borrow<py::array>(h);
   constexpr int kAligned = 0x0100;  // NPY_ARRAY_ALIGNED
   return a.ndim() == 2 && a.shape(0) >= 1 && a.shape(1) == cols && (a.flags() & kAligned);
-}
-
-// No NaN or infinity in p[0, n): x * 0 is 0 for finite x, NaN otherwise, and NaN survives the sum.
-inline bool all_finite(const float* p, Index n) {
-  simd::vf acc = simd::zero();
-  const simd::vf z = simd::zero();
-  Index i = 0;
-  for (; i + simd::W <= n; i += simd::W) acc = simd::add(acc, simd::mul(simd::load(p + i), z));
-  if (i < n) acc = simd::add(acc, simd::mul(simd::load_part(p + i, int(n - i)), z));
-  return simd::hsum(acc) == 0.0f;
-}
-inline bool all_finite(const double* p, Index n) {
-  double acc[4] = {0, 0, 0, 0};
-  Index i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int j = 0; j < 4; ++j) acc[j] += p[i + j] * 0.0;
-  for (; i < n; ++i) acc[0] += p[i] * 0.0;
-  return acc[0] + acc[1] + acc[2] + acc[3] == 0.0;
 }
 
 // A 2-D C-contiguous array of T with `cols` columns (cols < 0: any) and at least one row.

@@ -92,7 +92,15 @@ def _abort(comm, err):
     sys.stdout.flush()
     sys.stderr.write(f"{tb}nativebp.distributed: rank {comm.Get_rank()} of {comm.Get_size()} failed with "
                      f"{type(err).__name__}: {err}; aborting all ranks\n")
+    _abort_after_output(comm)
+
+
+def _abort_after_output(comm, drain_seconds=0.5):
+    """MPI.Abort, once the launcher has had time to forward what this rank wrote: on Abort it kills
+    every rank at once and drops output still in its pipes (the message naming the rank included)."""
+    sys.stdout.flush()
     sys.stderr.flush()
+    time.sleep(drain_seconds)
     comm.Abort(1)
     os._exit(1)  # MPICH's Abort may return before the launcher kills us: never unwind into user code
 
@@ -110,9 +118,7 @@ def _install_excepthook(comm):
         previous(kind, value, tb)
         sys.stderr.write(f"nativebp.distributed: rank {comm.Get_rank()} of {comm.Get_size()} stopped by an "
                          f"uncaught {kind.__name__}; aborting all ranks\n")
-        sys.stderr.flush()
-        comm.Abort(1)
-        os._exit(1)
+        _abort_after_output(comm)
 
     sys.excepthook = hook
     _HOOKED.append(hook)

@@ -203,8 +203,8 @@ class Sequential:
     def train_step(self, X, y, loss="mse", optimizer=None, delta=1.0, l1=0.0, l2=0.0, clip_norm=None,
                    clip_value=None):
         """One fused step in C++: zero_grad, forward, loss, backward, penalties, clipping,
-        optimizer update. Returns the loss (plus penalty). A non-finite loss raises
-        ``FloatingPointError`` and leaves the weights as they were."""
+        optimizer update. Returns the loss (plus penalty). A non-finite loss or gradient
+        raises ``FloatingPointError`` and leaves the weights as they were."""
         if optimizer is None:
             raise TypeError("optimizer: train_step needs an optimizer, e.g. nb.optim.Adam(net)")
         optimizer._check_network(self)
@@ -214,8 +214,9 @@ class Sequential:
                                         optimizer._owned, check_number("l1", l1, 0), check_number("l2", l2, 0),
                                         _clip_arg("clip_norm", clip_norm), _clip_arg("clip_value", clip_value))
         if not math.isfinite(value):
-            raise FloatingPointError(f"train_step: the loss is {value}; the step was skipped and the weights "
-                                     f"are unchanged (lower the learning rate or clip gradients)")
+            raise FloatingPointError(f"train_step: the loss or its gradient became NaN or infinite (loss {value}); "
+                                     f"the step was skipped and the weights are unchanged (lower the learning rate "
+                                     f"or clip gradients)")
         return value
 
     def train_steps(self, X, y, loss="mse", optimizer=None, steps=1, batch_size=None, delta=1.0, l1=0.0, l2=0.0,
@@ -237,8 +238,9 @@ class Sequential:
                                           _clip_arg("clip_norm", clip_norm), _clip_arg("clip_value", clip_value),
                                           steps, batch_size)
         if len(losses) and not math.isfinite(losses[-1]):
-            raise FloatingPointError(f"train_steps: the loss is {losses[-1]} at step {len(losses) - 1}; that step "
-                                     f"was skipped and training stopped (lower the learning rate or clip gradients)")
+            raise FloatingPointError(f"train_steps: the loss or its gradient became NaN or infinite at step "
+                                     f"{len(losses) - 1} (loss {losses[-1]}); that step was skipped and training "
+                                     f"stopped (lower the learning rate or clip gradients)")
         return losses
 
     def clip_grad_norm(self, max_norm):

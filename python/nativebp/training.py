@@ -172,10 +172,10 @@ def fit(net, X, y, loss="mse", optimizer=None, epochs=1, batch_size=32, shuffle=
     acc, errors = _metric_flags(metrics, y, loss)
     optimizer = _optimizer(net, optimizer)
     cbs = as_callbacks(callbacks)
-    args = (net._engine, optimizer._engine, X, y, loss, delta, batch_size, bool(shuffle), seed & _MASK64,
-            optimizer._owned, check_number("l1", l1, 0), check_number("l2", l2, 0), _clip("clip_norm", clip_norm),
-            _clip("clip_value", clip_value), acc, errors)
-    trainer = _TRAINERS[net.dtype](*args)
+    trainer = _TRAINERS[net.dtype](
+        net._engine, optimizer._engine, X, y, loss, delta, batch_size, bool(shuffle), seed & _MASK64,
+        optimizer._owned, check_number("l1", l1, 0), check_number("l2", l2, 0), _clip("clip_norm", clip_norm),
+        _clip("clip_value", clip_value), acc, errors)
     net._fit_info = {"loss": loss, "delta": delta, "metrics": metrics, "optimizer": optimizer}
     keys = ["loss"] + metrics + (["val_loss"] + [f"val_{m}" for m in metrics] if val else [])
     history = History({"epochs": epochs, "initial_epoch": initial_epoch, "batch_size": batch_size,
@@ -193,9 +193,7 @@ def fit(net, X, y, loss="mse", optimizer=None, epochs=1, batch_size=32, shuffle=
             for cb in cbs:
                 cb.on_epoch_begin(epoch, {})
             lr = optimizer.lr
-            # A fresh trainer each epoch: begin_epoch(seed) shuffles the previous epoch's order, not
-            # 0..n-1, so only a fresh one makes the permutation a function of (seed, epoch) alone.
-            trainer = trainer if epoch == initial_epoch else _TRAINERS[net.dtype](*args)
+            # begin_epoch(seed) shuffles 0..n-1 afresh: the order is a function of (seed, epoch) alone
             trainer.begin_epoch(seed=_epoch_seed(seed, epoch))
             progress.begin(epoch)
             start = time.perf_counter()
@@ -224,7 +222,7 @@ def fit(net, X, y, loss="mse", optimizer=None, epochs=1, batch_size=32, shuffle=
         cb.on_train_end({"interrupted": history.interrupted, "diverged": diverged is not None})
     if diverged:
         err = FloatingPointError(
-            f"fit: the loss became NaN or infinite in epoch {diverged[0]} after {diverged[1]} finite batches; "
+            f"fit: the loss or its gradient became NaN or infinite in epoch {diverged[0]} after {diverged[1]} finite batches; "
             f"training stopped, that step was skipped and the weights are the last finite ones (lower the "
             f"learning rate, pass clip_norm=, or check X and y for extreme values)")
         err.history = history

@@ -67,15 +67,15 @@ inline GradcheckEntry judge(const std::string& name, const std::vector<Index>& i
 template <typename T>
 std::vector<GradcheckEntry> gradcheck(Network<T>& net, const T* X, Index n, const Target<T>& y, const Loss& loss,
                                       Index max_checks, std::uint64_t seed, bool training) {
-  const std::vector<T> saved_state = net.state(), saved_grad = net.grad();
+  const Buffer<T> saved_state = net.state(), saved_grad = net.grad();
   const Rng saved_rng = net.rng();  // the check's one draw of noise must not shift later training
-  std::vector<T> xcopy(X, X + n * net.in_features());
-  std::vector<T> dX(xcopy.size());
+  Buffer<T> xcopy(X, X + n * net.in_features());
+  Buffer<T> dX(xcopy.size());
   net.root().freeze_noise(false);
   net.zero_grad();
   net.loss_and_grad(xcopy.data(), n, y, loss, dX.data(), training);  // draws the noise once
   net.root().freeze_noise(true);
-  const std::vector<T> analytic = net.grad();
+  const Buffer<T> analytic = net.grad();
   auto f = [&]() { return net.loss_value(xcopy.data(), n, y, loss, training); };
   Rng pick(seed);
   const std::size_t count = net.param_info().size() + 1;  // every parameter tensor, then the input

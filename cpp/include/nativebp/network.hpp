@@ -2,8 +2,10 @@
 // output buffers, sized once per batch size. Forward, loss, backward, penalties, clipping, step.
 #pragma once
 #include <cmath>
+#include <limits>
 #include <mutex>
 
+#include "finite.hpp"
 #include "layers/sequential.hpp"
 #include "losses.hpp"
 #include "optim/optimizer.hpp"
@@ -49,9 +51,9 @@ class Network {
   const std::vector<ParamInfo>& state_info() const { return states_; }
   const std::vector<Slice>& slices() const { return slices_; }
   const std::vector<Index>& state_offsets() const { return state_offsets_; }
-  std::vector<T>& param() { return param_; }
-  std::vector<T>& grad() { return grad_; }
-  std::vector<T>& state() { return state_; }
+  Buffer<T>& param() { return param_; }
+  Buffer<T>& grad() { return grad_; }
+  Buffer<T>& state() { return state_; }
   std::vector<char>& trainable() { return trainable_; }
   Rng& rng() { return rng_; }
   SequentialBlock<T>& root() { return root_; }
@@ -148,8 +150,16 @@ class Network {
     opt.step(param_.data(), grad_.data(), slices_, active_);
   }
 
+  // True when every trainable gradient is finite (a finite loss can still overflow in backward).
+  bool grads_finite() const {
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      if (trainable_[i] && !all_finite(grad_.data() + slices_[i].offset, slices_[i].size)) return false;
+    return true;
+  }
+
   // zero_grad, forward, loss, backward, penalties, clipping, step. Returns the loss including
-  // the penalty; a non-finite loss skips the step so the weights stay finite.
+  // the penalty; a non-finite loss or gradient skips the step (returning NaN for the latter),
+  // so the weights stay the last finite ones.
   double train_step(const T* X, Index n, const Target<T>& y, const Loss& loss, Optimizer<T>& opt,
                     const std::vector<char>& owned, const StepOptions& o) {
     zero_grad();
@@ -157,6 +167,7 @@ class Network {
     if (!std::isfinite(value)) return value;
     value += apply_penalty(o.l1, o.l2);
     clip(o.clip_norm, o.clip_value);
+    if (!grads_finite()) return std::numeric_limits<double>::quiet_NaN();
     step(opt, owned);
     return value;
   }
@@ -168,7 +179,7 @@ class Network {
   std::vector<ParamInfo> params_, states_;
   std::vector<Slice> slices_;
   std::vector<Index> state_offsets_;
-  std::vector<T> param_, grad_, state_;
+  Buffer<T> param_, grad_, state_;
   std::vector<char> trainable_, active_;
   Scratch<T> out_buf_, dout_buf_;
   Index capacity_ = 0;

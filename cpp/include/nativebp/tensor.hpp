@@ -3,6 +3,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -33,11 +34,33 @@ struct ValueError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// Allocates on 64-byte boundaries (a cache line, an AVX-512 vector). Eigen's vectorised reductions
+// start at the first aligned element, so their summation order follows a buffer's address mod 64:
+// with every engine buffer aligned alike, equal inputs give bit-equal results in any copy of a network.
+template <typename T>
+struct AlignedAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlign{64};
+  AlignedAllocator() = default;
+  template <typename U>
+  AlignedAllocator(const AlignedAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, kAlign); }
+  template <typename U>
+  bool operator==(const AlignedAllocator<U>&) const noexcept { return true; }
+  template <typename U>
+  bool operator!=(const AlignedAllocator<U>&) const noexcept { return false; }
+};
+
+// A contiguous, 64-byte aligned buffer: parameters, gradients, state, optimizer moments, scratch.
+template <typename T>
+using Buffer = std::vector<T, AlignedAllocator<T>>;
+
 // A growable scratch buffer: resized only when a larger batch arrives, never shrunk,
 // so the steady-state step does not allocate.
 template <typename T>
 struct Scratch {
-  std::vector<T> data;
+  Buffer<T> data;
   T* reserve(std::size_t n) {
     if (data.size() < n) data.resize(n);
     return data.data();

@@ -32,12 +32,16 @@ class Trainer {
   Index batches_per_epoch() const { return (n_ + batch_ - 1) / batch_; }
 
   // A seed restarts the shuffle stream: seeding each epoch by its number makes a resumed run
-  // draw the same batches as an uninterrupted one.
+  // draw the same batches as an uninterrupted one. Each epoch shuffles 0..n-1 afresh, so its
+  // order depends on the generator's state alone, not on the epochs before it.
   void begin_epoch(std::optional<std::uint64_t> seed = std::nullopt) {
     if (seed) rng_.seed(*seed);
     pos_ = 0;
     totals_ = Totals{};
-    if (shuffle_) rng_.shuffle(order_.data(), order_.size());
+    if (shuffle_) {
+      std::iota(order_.begin(), order_.end(), Index(0));
+      rng_.shuffle(order_.data(), order_.size());
+    }
   }
   const Totals& totals() const { return totals_; }
 

@@ -31,8 +31,8 @@ class Optimizer {
   }
 
   // Moment buffers by name, each as long as the flat parameter buffer, plus per-tensor steps.
-  std::map<std::string, std::vector<T>*> state() {
-    std::map<std::string, std::vector<T>*> out;
+  std::map<std::string, Buffer<T>*> state() {
+    std::map<std::string, Buffer<T>*> out;
     for (auto& kv : buffers_) out[kv.first] = &kv.second;
     return out;
   }
@@ -61,7 +61,7 @@ class Optimizer {
   T* buf(const std::string& name) { return buffers_.at(name).data(); }
 
  private:
-  std::map<std::string, std::vector<T>> buffers_;
+  std::map<std::string, Buffer<T>> buffers_;
   std::vector<std::int64_t> steps_;
 };
 
