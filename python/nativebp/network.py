@@ -6,6 +6,7 @@ numpy views of the engine's flat buffers, so writing ``p.value[...]`` changes th
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -26,11 +27,20 @@ class Parameter:
     ``trainable = False`` freezes it: optimizers skip it and penalties leave it alone.
     """
 
-    __slots__ = ("name", "value", "grad", "is_weight", "_net", "_index")
+    __slots__ = ("name", "value", "grad", "is_weight", "_net_ref", "_engine", "_index")
 
     def __init__(self, net, index, name, value, grad, is_weight):
-        self._net, self._index = net, index
+        # a weak reference: the network holds its parameters, so a strong one would be a cycle that
+        # keeps a dropped network's buffers alive until the cycle collector runs
+        self._net_ref, self._engine, self._index = weakref.ref(net), net._engine, index
         self.name, self.value, self.grad, self.is_weight = name, value, grad, is_weight
+
+    @property
+    def _net(self):
+        net = self._net_ref()
+        if net is None:
+            raise ReferenceError(f"parameter {self.name!r}: its network no longer exists")
+        return net
 
     @property
     def shape(self):
@@ -38,11 +48,11 @@ class Parameter:
 
     @property
     def trainable(self):
-        return self._net._engine.trainable()[self._index]
+        return self._engine.trainable()[self._index]
 
     @trainable.setter
     def trainable(self, on):
-        self._net._engine.set_trainable(self._index, bool(on))
+        self._engine.set_trainable(self._index, bool(on))
 
     def __repr__(self):
         return f"Parameter({self.name!r}, shape={self.shape}, trainable={self.trainable})"
