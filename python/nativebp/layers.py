@@ -131,26 +131,30 @@ class ReLU(_Activation):
     kind = "relu"
 
 
-class LeakyReLU(_Activation):
-    """``y = x if x > 0 else alpha * x`` (torch's ``negative_slope``, default 0.01)."""
-    kind = "leaky_relu"
+class _ScaledNegative(_Activation):
+    """An activation with one argument ``alpha >= 0`` that scales its negative side."""
 
-    def __init__(self, alpha=0.01):
+    def __init__(self, alpha):
         self.alpha = _check_float("alpha", alpha, lo=0)
 
     def _args(self):
         return {"alpha": self.alpha}
 
 
-class ELU(_Activation):
+class LeakyReLU(_ScaledNegative):
+    """``y = x if x > 0 else alpha * x`` (torch's ``negative_slope``)."""
+    kind = "leaky_relu"
+
+    def __init__(self, alpha=0.01):
+        super().__init__(alpha)
+
+
+class ELU(_ScaledNegative):
     """``y = x if x > 0 else alpha * (exp(x) - 1)``."""
     kind = "elu"
 
     def __init__(self, alpha=1.0):
-        self.alpha = _check_float("alpha", alpha, lo=0)
-
-    def _args(self):
-        return {"alpha": self.alpha}
+        super().__init__(alpha)
 
 
 class SELU(_Activation):
