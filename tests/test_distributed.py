@@ -68,7 +68,7 @@ def test_shard_bounds_split_each_batch_contiguously_and_evenly(size):
             sizes = [b - a for a, b in parts if b > a]
             assert max(sizes, default=0) - min(sizes, default=0) <= 1
             if m >= min_rows:
-                assert min(sizes) >= min_rows  # BatchNorm never gets a 1-row shard
+                assert min(sizes) >= min_rows  # no non-empty shard under min_rows
 
 
 def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
@@ -90,18 +90,58 @@ def test_nb_distributed_loads_on_first_use_without_importing_mpi4py():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+def test_engine_allreduce_hook_on_one_replica_keeps_batchnorm_as_it_was_and_none_unsets_it():
+    def make():
+        return nb.Sequential([nb.Dense(4, 6), nb.BatchNorm1d(6), nb.ReLU(), nb.Dense(6, 2)], dtype="float64", seed=0)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((9, 4)), rng.integers(0, 2, 9)
+    plain, synced = make(), make()
+    plain._engine.loss_and_grad(X, y, "cross_entropy")
+    sizes = []
+    synced._engine.set_allreduce(lambda buf: sizes.append(len(buf)))  # one replica: the sums stay
+    assert synced._engine.distributed
+    synced._engine.loss_and_grad(X, y, "cross_entropy")
+    assert sizes == [7, 6, 12]  # forward [n, sum x], [sum (x - mean)^2]; backward [sum g, sum g xhat]
+    for name in ("grad_array", "state_array"):
+        u, v = getattr(plain._engine, name)(), getattr(synced._engine, name)()
+        assert np.abs(u - v).max() <= 1e-13 * np.abs(u).max()
+    synced._engine.set_allreduce(None)
+    assert not synced._engine.distributed
+    synced._engine.loss_and_grad(X, y, "cross_entropy")
+    synced.forward(X)  # inference uses the running statistics: no collective either
+    assert len(sizes) == 3
+
+
+def test_engine_allreduce_hook_rejects_a_non_callable_and_passes_its_errors_on():
+    net = nb.Sequential([nb.BatchNorm1d(3), nb.Dense(3, 1)], dtype="float64", seed=0)
+    with pytest.raises(TypeError, match="allreduce: expected a callable"):
+        net._engine.set_allreduce(3)
+    X, y = np.ones((4, 3)), np.ones((4, 1))
+    with pytest.raises(ValueError, match="grad_scale: expected a finite number >= 0"):
+        net._engine.loss_and_grad(X, y, "mse", grad_scale=-1.0)
+
+    def broken(buf):
+        raise RuntimeError("link down")
+    net._engine.set_allreduce(broken)
+    with pytest.raises(RuntimeError, match="link down"):
+        net._engine.loss_and_grad(X, y, "mse")
+    net._engine.set_allreduce(None)
+    assert np.isfinite(net._engine.loss_and_grad(X, y, "mse")[0])
+
+
 # ------------------------------------------------------------------ under mpiexec -n 2
-def test_two_ranks_train_the_same_weights_as_one_process_on_the_global_batch(tmp_path):
-    run_ok("equivalence.py", tmp_path / "r.json")
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_ranks_train_the_same_weights_as_one_process_on_the_global_batch_batchnorm_included(tmp_path, ranks):
+    code, out, err, _ = run_mpi("equivalence.py", tmp_path / "r.json", n=ranks)
+    assert code == 0, f"exit {code}\n{out}\n{err}"
     r = json.loads((tmp_path / "r.json").read_text())
-    for case in ("sgd", "adam", "sgd_penalties_clip"):  # includes a short last batch split 2 + 1 rows
+    # each includes a short last batch split unevenly (2 ranks: 2 + 1 rows; 3: 1 + 1 + 1, with
+    # BatchNorm 1 + 1 + 0)
+    for case in ("sgd", "adam", "sgd_penalties_clip", "sgd_bn", "adam_bn"):
         assert r[case]["weights"] <= 1e-10, r
         assert r[case]["spread"] == 0.0, r  # the ranks agree bit for bit
-    for case in ("sgd_bn", "adam_bn"):
-        assert r[case]["weights"] <= 1e-10, r  # per-rank BatchNorm statistics, gradients summed
-        assert r[case]["state"] <= 1e-10, r  # running statistics are those of the global batch
-        assert r[case]["first_bn_state_vs_one_process"] <= 1e-10, r
-        assert r[case]["spread"] == 0.0, r
+    for case in ("sgd_bn", "adam_bn"):  # synced BatchNorm: the global batch's statistics
+        assert r[case]["state"] <= 1e-10, r  # running statistics as one process records them
     assert r["resume"]["weights"] <= 1e-10, r  # two fit calls continue one run (Dropout included)
     assert abs(r["resume"]["val_loss"][0] - r["resume"]["val_loss"][1]) <= 1e-10, r
 

@@ -12,12 +12,15 @@ What it promises (N ranks, ``batch_size=B`` per rank, every rank passing the sam
 - The weights equal those of one process stepping on global batches of N*B rows, the batches and
   their order being ``epoch_order(len(X), seed, epoch)`` cut into runs of N*B rows; rank r trains
   on the r-th contiguous part of each (``shard_bounds``). A short last batch is split as evenly
-  as possible (with BatchNorm, over fewer ranks if needed, so each shard has 2+ rows), and each
-  rank's mean-loss gradient is weighted by its share, so the sum is the global mean gradient.
-- BatchNorm: each rank normalises with its *own* shard's batch statistics (the C++ forward runs
-  in one call; true sync-BatchNorm needs an engine hook). The running statistics are made what
-  one process would record from the global batch: each rank's batch mean and variance are
-  recovered from its running-stat update and combined exactly (Chan's parallel formula).
+  as possible (a rank may get 1 row, or none). Each rank's loss gradient dL/dZ is scaled by its
+  share n_r/N of the rows, so the plain sum over the ranks is the global mean's gradient.
+- BatchNorm is synced: in training every BatchNorm1d normalises with the *global* batch's mean
+  and biased variance, the engine summing the count and per-feature sums over the ranks (two
+  small all-reduces in forward, one in backward, from inside the C++ step through
+  ``Network.set_allreduce``); the running statistics are the global batch's too (unbiased
+  N/(N-1)). So N ranks equal one process on the global batch, BatchNorm included (float64: to
+  ~1e-15). A rank with no rows in a short last batch still joins those sums. The hook is set
+  only during ``fit``/``train_step``, so the network alone (``net.fit``) never waits for others.
 - Dropout: each rank's generator is reseeded from (seed, rank), so masks differ between ranks.
 - Only rank 0 prints and writes checkpoints (``ModelCheckpoint``); every method returns the same
   values on all ranks.
@@ -28,6 +31,7 @@ What it promises (N ranks, ``batch_size=B`` per rank, every rank passing the sam
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -72,7 +76,7 @@ def epoch_order(n, seed, epoch, shuffle=True):
 def shard_bounds(m, size, rank, min_rows=1):
     """Rows [start, stop) of an m-row global batch that `rank` of `size` trains on: contiguous,
     as equal as possible (the first ones take one more). A short batch goes to fewer ranks when
-    needed so that no non-empty shard has under ``min_rows`` rows (2 for BatchNorm)."""
+    needed so that no non-empty shard has under ``min_rows`` rows."""
     active = max(1, min(size, m // min_rows))
     if rank >= active:
         return m, m
@@ -87,12 +91,18 @@ def _everywhere(err):
     return err
 
 
+# Before MPI.Abort: the launcher forwards our stderr asynchronously and stops doing so when the
+# job is killed; without a pause the message naming the rank was seen cut off (1 run in ~20).
+_FORWARD_SECONDS = 0.2
+
+
 def _abort(comm, err):
     tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
     sys.stdout.flush()
     sys.stderr.write(f"{tb}nativebp.distributed: rank {comm.Get_rank()} of {comm.Get_size()} failed with "
                      f"{type(err).__name__}: {err}; aborting all ranks\n")
     sys.stderr.flush()
+    time.sleep(_FORWARD_SECONDS)
     comm.Abort(1)
     os._exit(1)  # MPICH's Abort may return before the launcher kills us: never unwind into user code
 
@@ -111,6 +121,7 @@ def _install_excepthook(comm):
         sys.stderr.write(f"nativebp.distributed: rank {comm.Get_rank()} of {comm.Get_size()} stopped by an "
                          f"uncaught {kind.__name__}; aborting all ranks\n")
         sys.stderr.flush()
+        time.sleep(_FORWARD_SECONDS)
         comm.Abort(1)
         os._exit(1)
 
@@ -140,54 +151,15 @@ def _batchnorms(layers):
             yield from _batchnorms(layer.layers)
 
 
-class _RunningStats:
-    """Where each BatchNorm's running statistics sit in the state buffer, and their exact merge."""
-
-    def __init__(self, net):
-        info, offset, self.layers = net._engine.state_info(), 0, []
-        slots = {}
-        for name, rows, cols in info:
-            slots[name] = (offset, rows)
-            offset += rows if cols == 0 else rows * cols
-        prefixes = [name[:-len(".running_mean")] for name, _, _ in info if name.endswith(".running_mean")]
-        bns = list(_batchnorms(net.layers))
-        if len(bns) != len(prefixes) or offset != net._engine.state_array().size:
-            raise RuntimeError("nativebp.distributed: the engine's state buffer does not match the BatchNorm layers")
-        for bn, p in zip(bns, prefixes):
-            (m, k), (v, _), (t, _) = slots[p + ".running_mean"], slots[p + ".running_var"], \
-                slots[p + ".num_batches_tracked"]
-            self.layers.append((bn.momentum, k, m, v, t))
-
-    def local(self, before, after, n):
-        """This rank's batch means and biased variances, recovered from the running-stat update
-        r1 = (1 - m) r0 + m x (the running variance uses the unbiased n/(n-1) one)."""
-        out = []
-        for m, k, mo, vo, _ in self.layers:
-            if m == 0 or n < 2:  # nothing recorded (momentum 0), or no batch statistics on this rank
-                out += [np.zeros(k), np.zeros(k)]
-                continue
-            r0, r1 = before.astype(np.float64), after.astype(np.float64)
-            mean = (r1[mo:mo + k] - (1 - m) * r0[mo:mo + k]) / m
-            unbiased = (r1[vo:vo + k] - (1 - m) * r0[vo:vo + k]) / m
-            out += [mean, unbiased * (n - 1) / n]
-        return np.concatenate(out) if out else np.zeros(0)
-
-    def merge(self, state, before, counts, stats):
-        """Writes into `state` the running statistics of one step on the union of the ranks'
-        batches: mean = sum n_r mu_r / N, M2 = sum n_r (s_r + (mu_r - mu)^2), var = M2 / (N - 1)."""
-        N, w, col = counts.sum(), counts[:, None], 0
-        r0 = before.astype(np.float64)
-        for m, k, mo, vo, to in self.layers:
-            mu_r, s_r = stats[:, col:col + k], stats[:, col + k:col + 2 * k]
-            col += 2 * k
-            state[to] = before[to] + 1
-            if m == 0 or N < 2:
-                state[mo:mo + k], state[vo:vo + k] = before[mo:mo + k], before[vo:vo + k]
-                continue
-            mu = (w * mu_r).sum(axis=0) / N
-            m2 = (w * (s_r + (mu_r - mu) ** 2)).sum(axis=0)
-            state[mo:mo + k] = (1 - m) * r0[mo:mo + k] + m * mu
-            state[vo:vo + k] = (1 - m) * r0[vo:vo + k] + m * (m2 / (N - 1))
+def _allreduce_sum(comm, MPI, clock):
+    """The engine's collective for synced BatchNorm: an in-place sum of a float64 buffer over all
+    ranks, its time added to clock[0]. A closure over comm only (not the DataParallel), so the
+    network holding it forms no reference cycle."""
+    def allreduce(buf):
+        t0 = time.perf_counter()
+        comm.Allreduce(MPI.IN_PLACE, [buf, MPI.DOUBLE])
+        clock[0] += time.perf_counter() - t0
+    return allreduce
 
 
 class DataParallel:
@@ -224,8 +196,10 @@ class DataParallel:
                                          "rank must construct the same architecture"))
         self._grad = net._engine.grad_array()
         self._mpi_type = self.MPI.FLOAT if net.dtype == "float32" else self.MPI.DOUBLE
-        self._stats = _RunningStats(net)
-        self._min_rows = 2 if self._stats.layers else 1  # BatchNorm's batch statistics need 2 rows
+        self._has_bn = any(True for _ in _batchnorms(net.layers))
+        self._sync_bn = self._has_bn and self.size > 1  # BatchNorm over the global batch: engine collectives
+        self._bn_clock = [0.0]
+        self._allreduce = _allreduce_sum(self.comm, self.MPI, self._bn_clock)
         self.seed = self.comm.bcast(net.seed if seed is None else check_int("seed", seed, 0), root=0)
         # (seed, rank) through SeedSequence, not seed + rank: rank 0 must not replay the init stream
         net._engine.reseed(int(np.random.SeedSequence([self.seed, self.rank]).generate_state(1, np.uint64)[0]))
@@ -255,8 +229,11 @@ class DataParallel:
         net = self.net
         self._check_optimizer(optimizer)
         X, y, loss = net._xy(X, y, loss)
-        return self._step(X, y, loss, optimizer, check_number("delta", delta), check_number("l1", l1, 0),
-                          check_number("l2", l2, 0), _clip("clip_norm", clip_norm), _clip("clip_value", clip_value))
+        total = self.comm.allreduce(len(X))
+        with self._synced_batchnorm():
+            return self._step(X, y, loss, optimizer, check_number("delta", delta), check_number("l1", l1, 0),
+                              check_number("l2", l2, 0), _clip("clip_norm", clip_norm), _clip("clip_value", clip_value),
+                              total)
 
     def _check_optimizer(self, optimizer):
         from .optim import Optimizer
@@ -265,33 +242,43 @@ class DataParallel:
                             f"{type(optimizer).__name__}")
         optimizer._check_network(self.net)
 
-    def _step(self, X, y, loss, optimizer, delta, l1, l2, clip_norm, clip_value):
-        """X None: this rank has no rows in this batch (a short last batch)."""
+    @contextlib.contextmanager
+    def _synced_batchnorm(self):
+        """While active, BatchNorm layers normalise with the global batch's statistics (the engine
+        sums over the ranks); unset after, so the network alone never waits for other ranks."""
+        if not self._sync_bn:
+            yield
+            return
+        self.net._engine.set_allreduce(self._allreduce)
+        try:
+            yield
+        finally:
+            self.net._engine.set_allreduce(None)
+
+    def _step(self, X, y, loss, optimizer, delta, l1, l2, clip_norm, clip_value, total):
+        """This rank's shard (X, y), possibly empty, of a global batch of `total` rows. Its loss
+        gradient is scaled by n/total, so the plain sum over the ranks is the global mean's."""
         eng, state = self.net._engine, self.net._engine.state_array()
-        n = 0 if X is None else len(X)
-        before = state.copy() if self._stats.layers else None
+        n = len(X)
+        before = state.copy() if self._has_bn else None  # restored if the loss is not finite
+        bn0 = self._bn_clock[0]
         eng.zero_grad()
-        value = eng.loss_and_grad(X, y, loss, delta, False, True)[0] if n else 0.0
-        mine = np.concatenate([[n, value * n], self._stats.local(before, state, n) if before is not None else []])
+        value = 0.0
+        if n or self._sync_bn:  # an empty shard still joins synced BatchNorm's collectives
+            value = eng.loss_and_grad(X, y, loss, delta, False, True, n / total)[0]
         t0 = time.perf_counter()
-        table = np.empty((self.size, mine.size))
-        self.comm.Allgather([mine, self.MPI.DOUBLE], [table, self.MPI.DOUBLE])
-        counts = table[:, 0]
-        total = counts.sum()
-        value = table[:, 1].sum() / total
+        sums = np.array([n, value * n], dtype=np.float64)
+        self.comm.Allreduce(self.MPI.IN_PLACE, [sums, self.MPI.DOUBLE])
+        value = sums[1] / sums[0]
         if not np.isfinite(value):
-            self.comm_seconds += time.perf_counter() - t0
+            self.comm_seconds += time.perf_counter() - t0 + self._bn_clock[0] - bn0
             if before is not None:
                 state[...] = before
             raise _everywhere(FloatingPointError(
-                f"train_step: the loss is {value} (global mean over {int(total)} rows); the step was skipped "
+                f"train_step: the loss is {value} (global mean over {int(sums[0])} rows); the step was skipped "
                 f"on every rank and the weights are unchanged (lower the learning rate or clip gradients)"))
-        if n != total:  # weight this rank's mean gradient by its share of the rows
-            self._grad *= self._grad.dtype.type(n / total)
         self.comm.Allreduce(self.MPI.IN_PLACE, [self._grad, self._mpi_type])
-        self.comm_seconds += time.perf_counter() - t0
-        if before is not None:
-            self._stats.merge(state, before, counts, table[:, 2:])
+        self.comm_seconds += time.perf_counter() - t0 + self._bn_clock[0] - bn0
         value += self._penalty(l1, l2)
         if clip_norm or clip_value:
             eng.clip_grad(clip_norm, clip_value)
@@ -389,16 +376,16 @@ class DataParallel:
                 optimizer.lr = lr = self.comm.bcast(optimizer.lr, root=0)
                 start, total = time.perf_counter(), 0.0
                 order = epoch_order(len(X), seed, epoch, shuffle)
-                for s in range(steps):
-                    rows = order[s * G:(s + 1) * G]
-                    a, b = shard_bounds(len(rows), self.size, self.rank, self._min_rows)
-                    if b == a:
-                        Xb = yb = None
-                    elif shuffle:
-                        Xb, yb = X[rows[a:b]], y[rows[a:b]]
-                    else:  # contiguous rows: views, no copy
-                        Xb, yb = X[rows[0] + a:rows[0] + b], y[rows[0] + a:rows[0] + b]
-                    total += len(rows) * self._step(Xb, yb, loss, optimizer, delta, l1, l2, clip_norm, clip_value)
+                with self._synced_batchnorm():
+                    for s in range(steps):
+                        rows = order[s * G:(s + 1) * G]
+                        a, b = shard_bounds(len(rows), self.size, self.rank)
+                        if shuffle:
+                            Xb, yb = X[rows[a:b]], y[rows[a:b]]
+                        else:  # contiguous rows: views, no copy
+                            Xb, yb = X[rows[0] + a:rows[0] + b], y[rows[0] + a:rows[0] + b]
+                        total += len(rows) * self._step(Xb, yb, loss, optimizer, delta, l1, l2, clip_norm, clip_value,
+                                                        len(rows))
                 seen = min(steps * G, len(X))
                 logs = {"loss": total / seen}
                 if val is not None:
@@ -461,7 +448,7 @@ class DataParallel:
                 raise _everywhere(ValueError(f"batch_size: {n} rows are fewer than one global batch of {G} "
                                              f"({self.size} ranks x {batch_size}); lower batch_size or drop_last=False"))
             return full
-        if self._stats.layers and rest == 1:
+        if self._has_bn and rest == 1:
             raise _everywhere(ValueError(
                 f"batch_size: the last batch would have 1 row ({n} rows, global batch {G}) and BatchNorm needs "
                 f"at least 2; pass drop_last=True or another batch_size"))
