@@ -146,6 +146,40 @@ def test_ranks_train_the_same_weights_as_one_process_on_the_global_batch_batchno
     assert abs(r["resume"]["val_loss"][0] - r["resume"]["val_loss"][1]) <= 1e-10, r
 
 
+def test_net_fit_distributed_equals_dataparallel_fit_and_one_process_on_global_batches(tmp_path):
+    run_ok("fit_distributed.py", tmp_path / "r.json")
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["flag_vs_dataparallel"] <= 1e-10, r  # the same run (up to rounding from buffer addresses)
+    assert r["flag_vs_one_process"] <= 1e-10 and r["state_vs_one_process"] <= 1e-10, r
+    assert r["same_history"] and r["spread"] == 0.0, r
+    assert len(r["history"]["val_accuracy"]) == 3, r
+
+
+def test_net_fit_distributed_refuses_bad_flags_and_metrics_without_validation_before_starting_mpi():
+    net = nb.Sequential([nb.Dense(3, 2)], seed=0)
+    X, y = np.ones((8, 3), np.float32), np.zeros(8, np.int64)
+    with pytest.raises(TypeError, match="distributed: expected True or False"):
+        net.fit(X, y, loss="cross_entropy", distributed="yes")
+    with pytest.raises(ValueError, match="metrics: with distributed=True, metrics \\(accuracy\\) are computed on the "
+                                         "validation data only"):
+        net.fit(X, y, loss="cross_entropy", metrics=["acc"], distributed=True)
+    with pytest.raises(ValueError, match="verbose: expected 0, 1 or 2"):
+        net.fit(X, y, loss="cross_entropy", verbose=3, distributed=True)
+    assert "mpi4py.MPI" not in sys.modules  # pytest itself never initialises MPI
+
+
+def test_net_fit_distributed_without_mpi4py_says_what_to_install():
+    code = ("import sys; sys.modules['mpi4py'] = None\n"
+            "import numpy as np, nativebp as nb\n"
+            "net = nb.Sequential([nb.Dense(3, 2)], seed=0)\n"
+            "try:\n"
+            "    net.fit(np.ones((8, 3), np.float32), np.zeros(8, np.int64), loss='cross_entropy', distributed=True)\n"
+            "except ImportError as e:\n"
+            "    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True, text=True).stdout
+    assert 'pip install "nativebp[mpi]"' in out, out
+
+
 def test_fit_on_two_ranks_trains_digits_with_callbacks_rank_0_printing_and_checkpointing(tmp_path):
     out = run_ok("fit_digits.py", tmp_path)
     r = json.loads((tmp_path / "result.json").read_text())

@@ -7,6 +7,7 @@ every rank the same gradient, hence the same optimizer step.
     net = nb.Sequential([nb.Dense(784, 256), nb.ReLU(), nb.Dense(256, 10)], seed=0)
     dp = nb.distributed.DataParallel(net)                  # rank 0's weights go to every rank
     dp.fit(X, y, loss="cross_entropy", optimizer=nb.optim.Adam(net), epochs=5, batch_size=128)
+    # or, the same: net.fit(X, y, loss="cross_entropy", epochs=5, batch_size=128, distributed=True)
 
 What it promises (N ranks, ``batch_size=B`` per rank, every rank passing the same full X, y):
 - The weights equal those of one process stepping on global batches of N*B rows, the batches and
