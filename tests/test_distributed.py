@@ -5,6 +5,7 @@ initialises MPI). The MPI tests skip, saying why, only where mpi4py or mpiexec i
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -79,9 +80,15 @@ def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
     assert np.array_equal(epoch_order(5, 3, 1, shuffle=False), np.arange(5))
 
 
-def test_dataparallel_rejects_what_is_not_a_network():
+def test_dataparallel_rejects_what_is_not_a_network_and_a_bad_timeout():
     with pytest.raises(TypeError, match="net: expected a nativebp.Sequential"):
         DataParallel([nb.Dense(2, 2)])
+    for bad, match in ((0, "a positive number of seconds or None"), (-1.5, "a positive number"),
+                       (float("nan"), "a finite number")):
+        with pytest.raises(ValueError, match=f"timeout: expected {match}"):
+            DataParallel(nb.Sequential([nb.Dense(2, 2)]), timeout=bad)
+    with pytest.raises(TypeError, match="timeout: expected a number"):
+        DataParallel(nb.Sequential([nb.Dense(2, 2)]), timeout="5")
 
 
 def test_nb_distributed_loads_on_first_use_without_importing_mpi4py():
@@ -204,13 +211,29 @@ def test_errors_every_rank_detects_are_raised_on_every_rank_without_abort(tmp_pa
     assert r["unchanged"] == [True, True]
 
 
-@pytest.mark.parametrize("mode", ["raise", "uncaught", "exit"])
+def hydra():
+    """True when mpiexec is MPICH's (hydra), whose messages on a dead rank the tests below check."""
+    out = subprocess.run([mpiexec(), "--version"], capture_output=True, text=True, timeout=60).stdout
+    return "HYDRA" in out
+
+
+@pytest.mark.parametrize("mode", ["raise", "uncaught", "exit", "kill", "stuck"])
 def test_a_failing_rank_stops_the_job_and_earlier_checkpoints_load(tmp_path, mode):
-    code, out, err, seconds = run_mpi("failing_rank.py", tmp_path, mode)
+    timeout = ["2"] if mode == "stuck" else []  # DataParallel(timeout=2): only a stuck rank needs it
+    code, out, err, seconds = run_mpi("failing_rank.py", tmp_path, mode, *timeout)
     assert code != 0, out + err
+    assert seconds < 60, seconds  # bounded: ~0.6 s for a dead rank, ~4 s for a stuck one here
     assert "unreachable" not in out  # rank 0 did not go on training alone
-    if mode != "exit":  # a process that vanishes prints nothing; the launcher still ends the job
+    pid = dict(re.findall(r"rank (\d+) pid (\d+)", out))["1"]
+    if mode in ("raise", "uncaught"):
         assert "nativebp.distributed: rank 1 of 2" in err and "injected failure" in err, err
+    elif mode == "stuck":  # rank 0 waited in a collective; the timeout names the rank that never came
+        assert re.search(r"nativebp.distributed: rank 0 of 2 waited 2\.\d s in the loss all-reduce at step 5; "
+                         r"rank\(s\) that did not arrive: 1 \(timeout=2 s\)", err), err
+    elif hydra() and mode == "exit":  # MPICH's mpiexec ends the job at once, with the dead rank's status
+        assert code == 3, (code, out, err)
+    elif hydra():  # killed by a signal: mpiexec names the process (its pid) and the signal
+        assert f"PID {pid} RUNNING AT" in out + err and "EXIT CODE: 9" in out + err, out + err
     assert sorted(os.listdir(tmp_path)) == ["ckpt-1.nbp"]
     # the epoch-1 checkpoint equals one process's epoch on global batches of 16
     net = nb.Sequential([nb.Dense(5, 8), nb.Tanh(), nb.Dense(8, 3)], dtype="float64", seed=0)

@@ -28,7 +28,9 @@ What it promises (N ranks, ``batch_size=B`` per rank, every rank passing the sam
 - An exception on one rank (inside fit/train_step, or uncaught anywhere once a DataParallel
   exists) prints the rank and the error and calls ``MPI.Abort``, so the others stop instead of
   waiting forever in a collective. Errors every rank detects together (a non-finite loss,
-  mismatched data) are raised on every rank without aborting.
+  mismatched data) are raised on every rank without aborting. A rank that dies (killed,
+  ``os._exit``) is caught by the launcher: MPICH's mpiexec ends the job at once. A rank alive but
+  stuck (never arriving at the next collective) is caught by ``DataParallel(..., timeout=s)``.
 """
 from __future__ import annotations
 
@@ -152,13 +154,18 @@ def _batchnorms(layers):
             yield from _batchnorms(layer.layers)
 
 
-def _allreduce_sum(comm, MPI, clock):
+def _allreduce_sum(comm, MPI, clock, timer):
     """The engine's collective for synced BatchNorm: an in-place sum of a float64 buffer over all
-    ranks, its time added to clock[0]. A closure over comm only (not the DataParallel), so the
-    network holding it forms no reference cycle."""
+    ranks, its time added to clock[0] (watched by `timer` unless None). A closure over comm only
+    (not the DataParallel), so the network holding it forms no reference cycle."""
     def allreduce(buf):
         t0 = time.perf_counter()
-        comm.Allreduce(MPI.IN_PLACE, [buf, MPI.DOUBLE])
+        if timer is None:
+            comm.Allreduce(MPI.IN_PLACE, [buf, MPI.DOUBLE])
+        else:
+            timer.enter("a BatchNorm all-reduce")
+            comm.Allreduce(MPI.IN_PLACE, [buf, MPI.DOUBLE])
+            timer.leave()
         clock[0] += time.perf_counter() - t0
     return allreduce
 
@@ -171,14 +178,24 @@ class DataParallel:
     ``abort_on_error`` (default True): an error on one rank aborts all of them (see the module
     doc); it also installs a ``sys.excepthook`` doing so for uncaught exceptions.
 
+    ``timeout`` (seconds, default None: wait as long as it takes): a rank that waits longer than
+    this in one of the training's collectives (a step's all-reduces, BatchNorm's, evaluation, the
+    per-epoch agreement) aborts the job with a message naming the ranks that did not arrive (stuck
+    in a loop, deadlocked). A watchdog thread per rank checks 20 times a second; the collectives
+    stay the blocking ones (cost: ``bench/SCALING.md``). A rank that dies is caught by the
+    launcher without it.
+
     ``comm_seconds`` counts the time spent in this object's collectives during training steps;
     ``resyncs`` how often ``fit``'s per-epoch checksum found the replicas apart (expected: 0).
     """
 
-    def __init__(self, net, comm=None, seed=None, abort_on_error=True):
+    def __init__(self, net, comm=None, seed=None, abort_on_error=True, timeout=None):
         from .network import Sequential
         if not isinstance(net, Sequential):
             raise TypeError(f"net: expected a nativebp.Sequential, got {type(net).__name__}")
+        if timeout is not None and not check_number("timeout", timeout) > 0:
+            raise ValueError(f"timeout: expected a positive number of seconds or None, got {timeout!r}")
+        self.timeout = None if timeout is None else float(timeout)
         MPI = _mpi()
         self.MPI, self.net, self.abort_on_error = MPI, net, bool(abort_on_error)
         self.comm = MPI.COMM_WORLD if comm is None else comm
@@ -200,7 +217,11 @@ class DataParallel:
         self._has_bn = any(True for _ in _batchnorms(net.layers))
         self._sync_bn = self._has_bn and self.size > 1  # BatchNorm over the global batch: engine collectives
         self._bn_clock = [0.0]
-        self._allreduce = _allreduce_sum(self.comm, self.MPI, self._bn_clock)
+        self._timer = None
+        if self.timeout is not None and self.size > 1:
+            from ._collective_timeout import CollectiveTimeout
+            self._timer = CollectiveTimeout(self.comm, self.MPI, self.timeout)
+        self._allreduce = _allreduce_sum(self.comm, self.MPI, self._bn_clock, self._timer)
         self.seed = self.comm.bcast(net.seed if seed is None else check_int("seed", seed, 0), root=0)
         # (seed, rank) through SeedSequence, not seed + rank: rank 0 must not replay the init stream
         net._engine.reseed(int(np.random.SeedSequence([self.seed, self.rank]).generate_state(1, np.uint64)[0]))
@@ -269,7 +290,7 @@ class DataParallel:
             value = eng.loss_and_grad(X, y, loss, delta, False, True, n / total)[0]
         t0 = time.perf_counter()
         sums = np.array([n, value * n], dtype=np.float64)
-        self.comm.Allreduce(self.MPI.IN_PLACE, [sums, self.MPI.DOUBLE])
+        self._sum(sums, self.MPI.DOUBLE, "the loss all-reduce")
         value = sums[1] / sums[0]
         if not np.isfinite(value):
             self.comm_seconds += time.perf_counter() - t0 + self._bn_clock[0] - bn0
@@ -278,14 +299,42 @@ class DataParallel:
             raise _everywhere(FloatingPointError(
                 f"train_step: the loss is {value} (global mean over {int(sums[0])} rows); the step was skipped "
                 f"on every rank and the weights are unchanged (lower the learning rate or clip gradients)"))
-        self.comm.Allreduce(self.MPI.IN_PLACE, [self._grad, self._mpi_type])
+        self._sum(self._grad, self._mpi_type, "the gradient all-reduce")
         self.comm_seconds += time.perf_counter() - t0 + self._bn_clock[0] - bn0
         value += self._penalty(l1, l2)
         if clip_norm or clip_value:
             eng.clip_grad(clip_norm, clip_value)
         eng.step(optimizer._engine, optimizer._owned)
         self.steps += 1
+        if self._timer is not None:
+            self._timer.step = self.steps
         return value
+
+    # ------------------------------------------------------------------ collectives (timed when asked)
+    def _sum(self, buf, mpi_type, what):
+        """In-place sum over the ranks."""
+        if self._timer is not None:
+            self._timer.enter(what)
+        self.comm.Allreduce(self.MPI.IN_PLACE, [buf, mpi_type])
+        if self._timer is not None:
+            self._timer.leave()
+
+    def _gather(self, mine, what):
+        """Every rank's float64 vector `mine`, as rows of a (size, len) table."""
+        table = np.empty((self.size, mine.size))
+        if self._timer is not None:
+            self._timer.enter(what)
+        self.comm.Allgather([mine, self.MPI.DOUBLE], [table, self.MPI.DOUBLE])
+        if self._timer is not None:
+            self._timer.leave()
+        return table
+
+    def _barrier(self, what):
+        if self._timer is not None:
+            self._timer.enter(what)
+        self.comm.Barrier()
+        if self._timer is not None:
+            self._timer.leave()
 
     def _penalty(self, l1, l2):
         """As the engine's train_step: grad += l1 sign(w) + l2 w on trainable weights (not biases)."""
@@ -318,9 +367,7 @@ class DataParallel:
                                           acc, errors)
             mine[0] = t["samples"]
             mine[1:] = [t[k] * t["samples"] for k in keys]
-        table = np.empty((self.size, mine.size))
-        self.comm.Allgather([mine, self.MPI.DOUBLE], [table, self.MPI.DOUBLE])
-        sums = table.sum(axis=0)
+        sums = self._gather(mine, "the evaluation's all-gather").sum(axis=0)
         return {prefix + k: float(v / sums[0]) for k, v in zip(keys, sums[1:])}
 
     # ------------------------------------------------------------------ the epoch loop
@@ -402,8 +449,10 @@ class DataParallel:
                 for cb in cbs:
                     cb.on_epoch_end(epoch, logs)
                 if writes:
-                    self.comm.Barrier()
-                if self.comm.allreduce(bool(net.stop_training), op=self.MPI.LOR):
+                    self._barrier("the barrier after rank 0's checkpoint")
+                stop = np.array([float(bool(net.stop_training))])
+                self._sum(stop, self.MPI.DOUBLE, "the end-of-epoch agreement on stopping")
+                if stop[0]:
                     break
         except FloatingPointError as e:
             e.history = history
@@ -420,8 +469,8 @@ class DataParallel:
         if self.size == 1:
             return
         eng = self.net._engine
-        mine = zlib.crc32(eng.param_array().data, zlib.crc32(eng.state_array().data))
-        if len(set(self.comm.allgather(mine))) > 1:
+        mine = np.array([zlib.crc32(eng.param_array().data, zlib.crc32(eng.state_array().data))], dtype=np.float64)
+        if len(set(self._gather(mine, "the end-of-epoch weight checksum").ravel())) > 1:
             self.resyncs += 1
             self.broadcast(optimizer)
 
