@@ -82,6 +82,22 @@ for name, opt in (("sgd_bn", sgd), ("adam_bn", adam)):
     if comm.rank == 0:
         q, t = single(with_bn, opt, X, y)
         results[name] = {"weights": rel(p, q), "state": rel(s, t), "spread": spread}
+# DataParallel.train_step on shards the caller cuts unequally (5 + 11 rows; 3 ranks: 5 + 6 + 5),
+# BatchNorm synced: the same steps and losses as one process on the whole batch
+net, o = make(with_bn, adam)
+dp = DataParallel(net)
+ref, o_ref = make(with_bn, adam)
+cuts = [0] + [5 + 6 * i for i in range(R - 1)] + [16]
+losses = []
+for step in range(5):
+    rows = np.random.default_rng([7, step]).choice(len(X), 16, replace=False)
+    mine = rows[cuts[comm.rank]:cuts[comm.rank + 1]]
+    value = dp.train_step(X[mine], y[mine], loss="cross_entropy", optimizer=o)
+    losses.append(abs(value - ref.train_step(X[rows], y[rows], loss="cross_entropy", optimizer=o_ref)) / value)
+if comm.rank == 0:
+    results["train_step_bn"] = {"weights": rel(net._engine.param_array(), ref._engine.param_array()),
+                                "state": rel(net._engine.state_array(), ref._engine.state_array()),
+                                "loss": max(losses)}
 # resuming: fit(2 epochs) + fit(2 more, initial_epoch=2) continues the run, Dropout streams included
 X, y = data(99, 6, 4, 3)
 dropout = lambda: [nb.Dense(6, 16), nb.ReLU(), nb.Dropout(0.3), nb.Dense(16, 4)]
