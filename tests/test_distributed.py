@@ -138,6 +138,16 @@ def test_engine_allreduce_hook_rejects_a_non_callable_and_passes_its_errors_on()
     assert np.isfinite(net._engine.loss_and_grad(X, y, "mse")[0])
 
 
+def test_engine_takes_an_empty_shard_only_with_the_allreduce_hook_even_as_its_first_batch():
+    net = nb.Sequential([nb.Dense(3, 4), nb.BatchNorm1d(4), nb.Dense(4, 1)], dtype="float32", seed=0)
+    X, y = np.zeros((0, 3), np.float32), np.zeros((0, 1), np.float32)
+    with pytest.raises(ValueError, match="X: expected at least one row"):
+        net._engine.loss_and_grad(X, y, "mse")
+    net._engine.set_allreduce(lambda buf: None)  # one replica holding no rows: N = 0 over all
+    with pytest.raises(ValueError, match="BatchNorm1d: training needs more than 1 sample per batch, got 0 over all"):
+        net._engine.loss_and_grad(X, y, "mse", grad_scale=0.0)
+
+
 # ------------------------------------------------------------------ under mpiexec -n 2
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_ranks_train_the_same_weights_as_one_process_on_the_global_batch_batchnorm_included(tmp_path, ranks):

@@ -44,7 +44,7 @@ import zlib
 
 import numpy as np
 
-from ._checks import check_int, check_number
+from ._checks import check_int, check_loss, check_number
 
 __all__ = ["DataParallel", "data_parallel", "epoch_order", "shard_bounds", "rank", "size"]
 
@@ -247,15 +247,29 @@ class DataParallel:
     def train_step(self, X, y, loss="mse", optimizer=None, delta=1.0, l1=0.0, l2=0.0, clip_norm=None,
                    clip_value=None):
         """One synchronous step on this rank's shard (X, y) of the global batch; returns the global
-        mean loss (plus penalty), the same on every rank. Shards may differ in size."""
+        mean loss (plus penalty), the same on every rank. Shards may differ in size, and be empty."""
         net = self.net
         self._check_optimizer(optimizer)
-        X, y, loss = net._xy(X, y, loss)
+        X, y, loss = self._shard(X, y, loss)
         total = self.comm.allreduce(len(X))
         with self._synced_batchnorm():
             return self._step(X, y, loss, optimizer, check_number("delta", delta), check_number("l1", l1, 0),
                               check_number("l2", l2, 0), _clip("clip_norm", clip_norm), _clip("clip_value", clip_value),
                               total)
+
+    def _shard(self, X, y, loss):
+        """``net._xy``, except that a shard may be empty: this rank has no rows in this step."""
+        net = self.net
+        if np.ndim(X) != 2 or np.shape(X)[0] != 0:
+            return net._xy(X, y, loss)
+        loss = check_loss(loss)
+        if np.shape(X)[1] != net.in_features:
+            raise ValueError(f"X: expected {net.in_features} columns, got shape {np.shape(X)}")
+        if np.ndim(y) == 0 or np.shape(y)[0] != 0:
+            raise ValueError(f"y: expected 0 rows, as X has, got shape {np.shape(y)}")
+        labels = loss == "cross_entropy" and np.ndim(y) == 1
+        y = np.zeros(0, np.int64) if labels else np.zeros((0, net.out_features), net.dtype)
+        return np.zeros((0, net.in_features), net.dtype), y, loss
 
     def _check_optimizer(self, optimizer):
         from .optim import Optimizer

@@ -82,14 +82,15 @@ for name, opt in (("sgd_bn", sgd), ("adam_bn", adam)):
     if comm.rank == 0:
         q, t = single(with_bn, opt, X, y)
         results[name] = {"weights": rel(p, q), "state": rel(s, t), "spread": spread}
-# DataParallel.train_step on shards the caller cuts unequally (5 + 11 rows; 3 ranks: 5 + 6 + 5),
-# BatchNorm synced: the same steps and losses as one process on the whole batch
+# DataParallel.train_step on shards the caller cuts unequally (5 + 11 rows; 3 ranks: 5 + 6 + 5;
+# the first step leaves the last rank empty, on its very first batch), BatchNorm synced: the same
+# steps and losses as one process on the whole batch
 net, o = make(with_bn, adam)
 dp = DataParallel(net)
 ref, o_ref = make(with_bn, adam)
-cuts = [0] + [5 + 6 * i for i in range(R - 1)] + [16]
 losses = []
 for step in range(5):
+    cuts = [0] + [5 + 6 * i for i in range(R - 1 - (step == 0))] + [16] * (1 + (step == 0))
     rows = np.random.default_rng([7, step]).choice(len(X), 16, replace=False)
     mine = rows[cuts[comm.rank]:cuts[comm.rank + 1]]
     value = dp.train_step(X[mine], y[mine], loss="cross_entropy", optimizer=o)

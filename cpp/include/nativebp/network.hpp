@@ -74,7 +74,7 @@ class Network {
 
   // Output of a forward pass over n rows of X; valid until the next call.
   ConstMatMap<T> forward(const T* X, Index n, bool training) {
-    reserve(n);
+    reserve(std::max<Index>(n, 1));  // an empty batch (a replica without rows) still needs the buffers
     MatMap<T> out(out_buf_.data.data(), n, out_);
     root_.forward(ConstMatMap<T>(X, n, in_), out, training, rng_);
     return ConstMatMap<T>(out.data(), n, out_);

@@ -113,7 +113,7 @@ class BatchNorm1d final : public Layer<T> {
   // The global batch's mean and biased variance: the count and column sums are added over all
   // replicas, then the squared deviations from the global mean (two passes: stable). Returns N.
   Index global_moments(ConstMatMap<T> X, VecMap<T> mean, MatMap<T> xhat, VecMap<T> var) {
-    Eigen::Map<RowVector<double>> sums(sums_.data.data(), k_ + 1);
+    Eigen::Map<RowVector<double>> sums(sums_.reserve(std::size_t(2 * k_ + 1)), k_ + 1);  // sized before: no allocation
     sums(0) = double(X.rows());
     sums.tail(k_) = X.template cast<double>().colwise().sum();
     collective_->sum(sums.data(), k_ + 1);
@@ -130,7 +130,7 @@ class BatchNorm1d final : public Layer<T> {
 
   // mean(g) and mean(g xhat) over the global batch of count_ rows.
   void global_means(MatMap<T> g, ConstMatMap<T> xhat, VecMap<T> mean_g, VecMap<T> mean_gx) {
-    Eigen::Map<RowVector<double>> sums(sums_.data.data(), 2 * k_);
+    Eigen::Map<RowVector<double>> sums(sums_.reserve(std::size_t(2 * k_ + 1)), 2 * k_);
     sums.head(k_) = g.template cast<double>().colwise().sum();
     sums.tail(k_) = (g.array() * xhat.array()).template cast<double>().colwise().sum();
     collective_->sum(sums.data(), 2 * k_);
