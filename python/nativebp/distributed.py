@@ -251,11 +251,16 @@ class DataParallel:
         net = self.net
         self._check_optimizer(optimizer)
         X, y, loss = self._shard(X, y, loss)
-        total = self.comm.allreduce(len(X))
+        total = np.array([float(len(X))])
+        self._sum(total, self.MPI.DOUBLE, "the row-count all-reduce")
+        if total[0] == 0:
+            raise _everywhere(ValueError("X: every rank passed 0 rows; a step needs at least one row on some rank"))
+        if self._has_bn and total[0] == 1:
+            raise _everywhere(ValueError("X: the ranks passed 1 row in all, and BatchNorm needs at least 2 per step"))
         with self._synced_batchnorm():
             return self._step(X, y, loss, optimizer, check_number("delta", delta), check_number("l1", l1, 0),
                               check_number("l2", l2, 0), _clip("clip_norm", clip_norm), _clip("clip_value", clip_value),
-                              total)
+                              int(total[0]))
 
     def _shard(self, X, y, loss):
         """``net._xy``, except that a shard may be empty: this rank has no rows in this step."""
