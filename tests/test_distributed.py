@@ -5,6 +5,7 @@ initialises MPI). The MPI tests skip, saying why, only where mpi4py or mpiexec i
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -68,7 +69,7 @@ def test_shard_bounds_split_each_batch_contiguously_and_evenly(size):
             sizes = [b - a for a, b in parts if b > a]
             assert max(sizes, default=0) - min(sizes, default=0) <= 1
             if m >= min_rows:
-                assert min(sizes) >= min_rows  # BatchNorm never gets a 1-row shard
+                assert min(sizes) >= min_rows  # no non-empty shard under min_rows
 
 
 def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
@@ -79,9 +80,15 @@ def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
     assert np.array_equal(epoch_order(5, 3, 1, shuffle=False), np.arange(5))
 
 
-def test_dataparallel_rejects_what_is_not_a_network():
+def test_dataparallel_rejects_what_is_not_a_network_and_a_bad_timeout():
     with pytest.raises(TypeError, match="net: expected a nativebp.Sequential"):
         DataParallel([nb.Dense(2, 2)])
+    for bad, match in ((0, "a positive number of seconds or None"), (-1.5, "a positive number"),
+                       (float("nan"), "a finite number")):
+        with pytest.raises(ValueError, match=f"timeout: expected {match}"):
+            DataParallel(nb.Sequential([nb.Dense(2, 2)]), timeout=bad)
+    with pytest.raises(TypeError, match="timeout: expected a number"):
+        DataParallel(nb.Sequential([nb.Dense(2, 2)]), timeout="5")
 
 
 def test_nb_distributed_loads_on_first_use_without_importing_mpi4py():
@@ -90,20 +97,107 @@ def test_nb_distributed_loads_on_first_use_without_importing_mpi4py():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_engine_allreduce_hook_on_one_replica_keeps_batchnorm_as_it_was_and_none_unsets_it(dtype):
+    def make():
+        return nb.Sequential([nb.Dense(4, 6), nb.BatchNorm1d(6), nb.ReLU(), nb.Dense(6, 2)], dtype=dtype, seed=0)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((9, 4)).astype(dtype), rng.integers(0, 2, 9)
+    tol = 1e-13 if dtype == "float64" else 1e-5  # the synced sums are taken in float64
+    plain, synced = make(), make()
+    plain._engine.loss_and_grad(X, y, "cross_entropy")
+    sizes = []
+    synced._engine.set_allreduce(lambda buf: sizes.append(len(buf)))  # one replica: the sums stay
+    assert synced._engine.distributed
+    synced._engine.loss_and_grad(X, y, "cross_entropy")
+    assert sizes == [7, 6, 12]  # forward [n, sum x], [sum (x - mean)^2]; backward [sum g, sum g xhat]
+    for name in ("grad_array", "state_array"):
+        u, v = getattr(plain._engine, name)(), getattr(synced._engine, name)()
+        assert np.abs(u - v).max() <= tol * np.abs(u).max()
+    synced._engine.set_allreduce(None)
+    assert not synced._engine.distributed
+    synced._engine.loss_and_grad(X, y, "cross_entropy")
+    synced.forward(X)  # inference uses the running statistics: no collective either
+    assert len(sizes) == 3
+
+
+def test_engine_allreduce_hook_rejects_a_non_callable_and_passes_its_errors_on():
+    net = nb.Sequential([nb.BatchNorm1d(3), nb.Dense(3, 1)], dtype="float64", seed=0)
+    with pytest.raises(TypeError, match="allreduce: expected a callable"):
+        net._engine.set_allreduce(3)
+    X, y = np.ones((4, 3)), np.ones((4, 1))
+    with pytest.raises(ValueError, match="grad_scale: expected a finite number >= 0"):
+        net._engine.loss_and_grad(X, y, "mse", grad_scale=-1.0)
+
+    def broken(buf):
+        raise RuntimeError("link down")
+    net._engine.set_allreduce(broken)
+    with pytest.raises(RuntimeError, match="link down"):
+        net._engine.loss_and_grad(X, y, "mse")
+    net._engine.set_allreduce(None)
+    assert np.isfinite(net._engine.loss_and_grad(X, y, "mse")[0])
+
+
+def test_engine_takes_an_empty_shard_only_with_the_allreduce_hook_even_as_its_first_batch():
+    net = nb.Sequential([nb.Dense(3, 4), nb.BatchNorm1d(4), nb.Dense(4, 1)], dtype="float32", seed=0)
+    X, y = np.zeros((0, 3), np.float32), np.zeros((0, 1), np.float32)
+    with pytest.raises(ValueError, match="X: expected at least one row"):
+        net._engine.loss_and_grad(X, y, "mse")
+    net._engine.set_allreduce(lambda buf: None)  # one replica holding no rows: N = 0 over all
+    with pytest.raises(ValueError, match="BatchNorm1d: training needs more than 1 sample per batch, got 0 over all"):
+        net._engine.loss_and_grad(X, y, "mse", grad_scale=0.0)
+
+
 # ------------------------------------------------------------------ under mpiexec -n 2
-def test_two_ranks_train_the_same_weights_as_one_process_on_the_global_batch(tmp_path):
-    run_ok("equivalence.py", tmp_path / "r.json")
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_ranks_train_the_same_weights_as_one_process_on_the_global_batch_batchnorm_included(tmp_path, ranks):
+    code, out, err, _ = run_mpi("equivalence.py", tmp_path / "r.json", n=ranks)
+    assert code == 0, f"exit {code}\n{out}\n{err}"
     r = json.loads((tmp_path / "r.json").read_text())
-    for case in ("sgd", "adam", "sgd_penalties_clip"):  # includes a short last batch split 2 + 1 rows
+    # each includes a short last batch split unevenly (2 ranks: 2 + 1 rows; 3: 1 + 1 + 1, with
+    # BatchNorm 1 + 1 + 0)
+    for case in ("sgd", "adam", "sgd_penalties_clip", "sgd_bn", "adam_bn"):
         assert r[case]["weights"] <= 1e-10, r
         assert r[case]["spread"] == 0.0, r  # the ranks agree bit for bit
-    for case in ("sgd_bn", "adam_bn"):
-        assert r[case]["weights"] <= 1e-10, r  # per-rank BatchNorm statistics, gradients summed
-        assert r[case]["state"] <= 1e-10, r  # running statistics are those of the global batch
-        assert r[case]["first_bn_state_vs_one_process"] <= 1e-10, r
-        assert r[case]["spread"] == 0.0, r
+    for case in ("sgd_bn", "adam_bn", "train_step_bn"):  # synced BatchNorm: the global batch's statistics
+        assert r[case]["state"] <= 1e-10, r  # running statistics as one process records them
+    assert r["train_step_bn"]["weights"] <= 1e-10 and r["train_step_bn"]["loss"] <= 1e-12, r
     assert r["resume"]["weights"] <= 1e-10, r  # two fit calls continue one run (Dropout included)
     assert abs(r["resume"]["val_loss"][0] - r["resume"]["val_loss"][1]) <= 1e-10, r
+
+
+def test_net_fit_distributed_equals_dataparallel_fit_and_one_process_on_global_batches(tmp_path):
+    run_ok("fit_distributed.py", tmp_path / "r.json")
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["flag_vs_dataparallel"] <= 1e-10, r  # the same run (up to rounding from buffer addresses)
+    assert r["flag_vs_one_process"] <= 1e-10 and r["state_vs_one_process"] <= 1e-10, r
+    assert r["same_history"] and r["spread"] == 0.0, r
+    assert len(r["history"]["val_accuracy"]) == 3, r
+
+
+def test_net_fit_distributed_refuses_bad_flags_and_metrics_without_validation_before_starting_mpi():
+    net = nb.Sequential([nb.Dense(3, 2)], seed=0)
+    X, y = np.ones((8, 3), np.float32), np.zeros(8, np.int64)
+    with pytest.raises(TypeError, match="distributed: expected True or False"):
+        net.fit(X, y, loss="cross_entropy", distributed="yes")
+    with pytest.raises(ValueError, match="metrics: with distributed=True, metrics \\(accuracy\\) are computed on the "
+                                         "validation data only"):
+        net.fit(X, y, loss="cross_entropy", metrics=["acc"], distributed=True)
+    with pytest.raises(ValueError, match="verbose: expected 0, 1 or 2"):
+        net.fit(X, y, loss="cross_entropy", verbose=3, distributed=True)
+    assert "mpi4py.MPI" not in sys.modules  # pytest itself never initialises MPI
+
+
+def test_net_fit_distributed_without_mpi4py_says_what_to_install():
+    code = ("import sys; sys.modules['mpi4py'] = None\n"
+            "import numpy as np, nativebp as nb\n"
+            "net = nb.Sequential([nb.Dense(3, 2)], seed=0)\n"
+            "try:\n"
+            "    net.fit(np.ones((8, 3), np.float32), np.zeros(8, np.int64), loss='cross_entropy', distributed=True)\n"
+            "except ImportError as e:\n"
+            "    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True, text=True).stdout
+    assert 'pip install "nativebp[mpi]"' in out, out
 
 
 def test_fit_on_two_ranks_trains_digits_with_callbacks_rank_0_printing_and_checkpointing(tmp_path):
@@ -125,18 +219,36 @@ def test_errors_every_rank_detects_are_raised_on_every_rank_without_abort(tmp_pa
     r = json.loads((tmp_path / "r.json").read_text())
     for case, kind in (("different_data", "ValueError: fit: the ranks passed different X"),
                        ("one_row_batch", "ValueError: batch_size: the last batch would have 1 row"),
-                       ("non_finite_loss", "FloatingPointError: train_step: the loss is inf")):
+                       ("non_finite_loss", "FloatingPointError: train_step: the loss is inf"),
+                       ("no_rows", "ValueError: X: every rank passed 0 rows"),
+                       ("one_row_in_all", "ValueError: X: the ranks passed 1 row in all, and BatchNorm needs")):
         assert all(c is not None and c.startswith(kind) for c in r[case]), r[case]
     assert r["unchanged"] == [True, True]
 
 
-@pytest.mark.parametrize("mode", ["raise", "uncaught", "exit"])
+def hydra():
+    """True when mpiexec is MPICH's (hydra), whose messages on a dead rank the tests below check."""
+    out = subprocess.run([mpiexec(), "--version"], capture_output=True, text=True, timeout=60).stdout
+    return "HYDRA" in out
+
+
+@pytest.mark.parametrize("mode", ["raise", "uncaught", "exit", "kill", "stuck"])
 def test_a_failing_rank_stops_the_job_and_earlier_checkpoints_load(tmp_path, mode):
-    code, out, err, seconds = run_mpi("failing_rank.py", tmp_path, mode)
+    timeout = ["2"] if mode == "stuck" else []  # DataParallel(timeout=2): only a stuck rank needs it
+    code, out, err, seconds = run_mpi("failing_rank.py", tmp_path, mode, *timeout)
     assert code != 0, out + err
+    assert seconds < 60, seconds  # bounded: ~0.6 s for a dead rank, ~4 s for a stuck one here
     assert "unreachable" not in out  # rank 0 did not go on training alone
-    if mode != "exit":  # a process that vanishes prints nothing; the launcher still ends the job
+    pid = dict(re.findall(r"rank (\d+) pid (\d+)", out))["1"]
+    if mode in ("raise", "uncaught"):
         assert "nativebp.distributed: rank 1 of 2" in err and "injected failure" in err, err
+    elif mode == "stuck":  # rank 0 waited in a collective; the timeout names the rank that never came
+        assert re.search(r"nativebp.distributed: rank 0 of 2 waited 2\.\d s in the loss all-reduce at step 5; "
+                         r"rank\(s\) that did not arrive: 1 \(timeout=2 s\)", err), err
+    elif hydra() and mode == "exit":  # MPICH's mpiexec ends the job at once, with the dead rank's status
+        assert code == 3, (code, out, err)
+    elif hydra():  # killed by a signal: mpiexec names the process (its pid) and the signal
+        assert f"PID {pid} RUNNING AT" in out + err and "EXIT CODE: 9" in out + err, out + err
     assert sorted(os.listdir(tmp_path)) == ["ckpt-1.nbp"]
     # the epoch-1 checkpoint equals one process's epoch on global batches of 16
     net = nb.Sequential([nb.Dense(5, 8), nb.Tanh(), nb.Dense(8, 3)], dtype="float64", seed=0)

@@ -188,8 +188,12 @@ void bind_network_t(py::module_& m, const char* name) {
            py::arg("X"), py::arg("training") = false)
       .def("loss_and_grad",
            [](Net& n, const Array<T>& X, const py::object& y, const std::string& loss_name, double delta,
-              bool want_dx, bool training) -> py::tuple {
-             check_matrix<T>(X, "X", n.in_features());
+              bool want_dx, bool training, double grad_scale) -> py::tuple {
+             // a data-parallel replica with no rows this step still takes part in the collectives
+             const bool idle = n.distributed() && X.ndim() == 2 && X.shape(0) == 0;
+             check_matrix<T>(X, "X", n.in_features(), idle);
+             if (!std::isfinite(grad_scale) || grad_scale < 0)
+               throw ValueError("grad_scale: expected a finite number >= 0, got " + std::to_string(grad_scale));
              const Loss loss = Loss::parse(loss_name, delta);
              const Index rows = X.shape(0);
              auto target = make_target<T>(y, rows, n.out_features(), loss);
@@ -202,12 +206,37 @@ void bind_network_t(py::module_& m, const char* name) {
              }
              const double value = release_gil_for_batch(rows, [&] {
                std::lock_guard<std::mutex> lock(n.mutex());
-               return n.loss_and_grad(X.data(), rows, target.target, loss, dxp, training);
+               return n.loss_and_grad(X.data(), rows, target.target, loss, dxp, training, grad_scale);
              });
              return py::make_tuple(value, dx);
            },
            py::arg("X"), py::arg("y"), py::arg("loss"), py::arg("delta") = 1.0, py::arg("want_dx") = false,
-           py::arg("training") = true)
+           py::arg("training") = true, py::arg("grad_scale") = 1.0)
+      // Data-parallel BatchNorm: `allreduce(buf)` must sum the float64 buffer over all replicas in
+      // place (e.g. comm.Allreduce(MPI.IN_PLACE, buf)); None: one process. It runs with the GIL
+      // taken, from inside the (GIL-free) compute of training-mode forward and backward.
+      .def("set_allreduce",
+           [](Net& n, py::object allreduce) {
+             Collective::SumFn sum;
+             if (!allreduce.is_none()) {
+               if (!PyCallable_Check(allreduce.ptr()))
+                 throw py::type_error("allreduce: expected a callable taking a float64 buffer, or None, got " +
+                                      type_name(allreduce));
+               auto fn = std::make_shared<py::object>(std::move(allreduce));
+               sum = [fn](double* buf, Index len) {
+                 py::gil_scoped_acquire gil;
+                 (*fn)(py::memoryview::from_buffer(buf, {py::ssize_t(len)}, {py::ssize_t(sizeof(double))}));
+               };
+             }
+             Collective::SumFn previous;
+             {  // a training call may hold the lock and wait for the GIL in the callback: release it
+               py::gil_scoped_release release;
+               std::lock_guard<std::mutex> lock(n.mutex());
+               previous = n.set_allreduce(std::move(sum));
+             }  // `previous` (a Python object) is destroyed here, with the GIL held
+           },
+           py::arg("allreduce"))
+      .def_property_readonly("distributed", &Net::distributed)
       .def("zero_grad", [](Net& n) { py::gil_scoped_release r; std::lock_guard<std::mutex> l(n.mutex()); n.zero_grad(); })
       .def("train_step",
            [=](py::object self, const Array<T>& X, const py::object& y, const std::string& loss_name, double delta,

@@ -71,10 +71,10 @@ bool ready_matrix(py::handle h, Index cols) {
 
 // A 2-D C-contiguous array of T with `cols` columns (cols < 0: any) and at least one row.
 template <typename T>
-void check_matrix(const py::array& a, const char* what, Index cols) {
+void check_matrix(const py::array& a, const char* what, Index cols, bool allow_empty = false) {
   if (a.ndim() != 2)
     throw ValueError(std::string(what) + ": expected a 2-D array, got " + std::to_string(a.ndim()) + " dimensions");
-  if (a.shape(0) < 1) throw ValueError(std::string(what) + ": expected at least one row, got 0");
+  if (a.shape(0) < 1 && !allow_empty) throw ValueError(std::string(what) + ": expected at least one row, got 0");
   if (cols >= 0 && a.shape(1) != cols)
     throw ValueError(std::string(what) + ": expected " + std::to_string(cols) + " columns, got " +
                      std::to_string(a.shape(1)));

@@ -5,7 +5,7 @@ methods. Arrays must be C-contiguous and of the class's dtype (the Python face c
 Keep in sync with ``cpp/bindings/*.cpp``; ``tests/test_typing.py`` compares names with the
 built module.
 """
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 from numpy.typing import NDArray
@@ -66,8 +66,13 @@ class Network32:
     def set_rng_state(self, state: str) -> None: ...
     def forward(self, X: NDArray[np.float32], training: bool = False) -> NDArray[np.float32]: ...
     def loss_and_grad(self, X: NDArray[np.float32], y: Target, loss: str, delta: float = 1.0, want_dx: bool = False,
-                      training: bool = True) -> tuple[float, Optional[NDArray[np.float32]]]:
-        """Forward, loss and backward; adds into the gradient buffer. Returns (loss, dL/dX or None)."""
+                      training: bool = True, grad_scale: float = 1.0) -> tuple[float, Optional[NDArray[np.float32]]]:
+        """Forward, loss and backward (dL/dZ times grad_scale); adds into the gradient buffer.
+        Returns (loss, dL/dX or None). With an allreduce set, X may have 0 rows."""
+    def set_allreduce(self, allreduce: Optional[Callable[[memoryview], object]]) -> None:
+        """Synced BatchNorm: allreduce(buf) sums a float64 buffer over all replicas in place; None: off."""
+    @property
+    def distributed(self) -> bool: ...
     def zero_grad(self) -> None: ...
     def train_step(self, X: NDArray[np.float32], y: Target, loss: str, delta: float, optimizer: Optimizer32,
                    owned: Optional[Sequence[bool]], l1: float = 0.0, l2: float = 0.0, clip_norm: float = 0.0,
@@ -160,8 +165,13 @@ class Network64:
     def set_rng_state(self, state: str) -> None: ...
     def forward(self, X: NDArray[np.float64], training: bool = False) -> NDArray[np.float64]: ...
     def loss_and_grad(self, X: NDArray[np.float64], y: Target, loss: str, delta: float = 1.0, want_dx: bool = False,
-                      training: bool = True) -> tuple[float, Optional[NDArray[np.float64]]]:
-        """Forward, loss and backward; adds into the gradient buffer. Returns (loss, dL/dX or None)."""
+                      training: bool = True, grad_scale: float = 1.0) -> tuple[float, Optional[NDArray[np.float64]]]:
+        """Forward, loss and backward (dL/dZ times grad_scale); adds into the gradient buffer.
+        Returns (loss, dL/dX or None). With an allreduce set, X may have 0 rows."""
+    def set_allreduce(self, allreduce: Optional[Callable[[memoryview], object]]) -> None:
+        """Synced BatchNorm: allreduce(buf) sums a float64 buffer over all replicas in place; None: off."""
+    @property
+    def distributed(self) -> bool: ...
     def zero_grad(self) -> None: ...
     def train_step(self, X: NDArray[np.float64], y: Target, loss: str, delta: float, optimizer: Optimizer64,
                    owned: Optional[Sequence[bool]], l1: float = 0.0, l2: float = 0.0, clip_norm: float = 0.0,

@@ -7,27 +7,34 @@ every rank the same gradient, hence the same optimizer step.
     net = nb.Sequential([nb.Dense(784, 256), nb.ReLU(), nb.Dense(256, 10)], seed=0)
     dp = nb.distributed.DataParallel(net)                  # rank 0's weights go to every rank
     dp.fit(X, y, loss="cross_entropy", optimizer=nb.optim.Adam(net), epochs=5, batch_size=128)
+    # or, the same: net.fit(X, y, loss="cross_entropy", epochs=5, batch_size=128, distributed=True)
 
 What it promises (N ranks, ``batch_size=B`` per rank, every rank passing the same full X, y):
 - The weights equal those of one process stepping on global batches of N*B rows, the batches and
   their order being ``epoch_order(len(X), seed, epoch)`` cut into runs of N*B rows; rank r trains
   on the r-th contiguous part of each (``shard_bounds``). A short last batch is split as evenly
-  as possible (with BatchNorm, over fewer ranks if needed, so each shard has 2+ rows), and each
-  rank's mean-loss gradient is weighted by its share, so the sum is the global mean gradient.
-- BatchNorm: each rank normalises with its *own* shard's batch statistics (the C++ forward runs
-  in one call; true sync-BatchNorm needs an engine hook). The running statistics are made what
-  one process would record from the global batch: each rank's batch mean and variance are
-  recovered from its running-stat update and combined exactly (Chan's parallel formula).
+  as possible (a rank may get 1 row, or none). Each rank's loss gradient dL/dZ is scaled by its
+  share n_r/N of the rows, so the plain sum over the ranks is the global mean's gradient.
+- BatchNorm is synced: in training every BatchNorm1d normalises with the *global* batch's mean
+  and biased variance, the engine summing the count and per-feature sums over the ranks (two
+  small all-reduces in forward, one in backward, from inside the C++ step through
+  ``Network.set_allreduce``); the running statistics are the global batch's too (unbiased
+  N/(N-1)). So N ranks equal one process on the global batch, BatchNorm included (float64: to
+  ~1e-15). A rank with no rows in a short last batch still joins those sums. The hook is set
+  only during ``fit``/``train_step``, so the network alone (``net.fit``) never waits for others.
 - Dropout: each rank's generator is reseeded from (seed, rank), so masks differ between ranks.
 - Only rank 0 prints and writes checkpoints (``ModelCheckpoint``); every method returns the same
   values on all ranks.
 - An exception on one rank (inside fit/train_step, or uncaught anywhere once a DataParallel
   exists) prints the rank and the error and calls ``MPI.Abort``, so the others stop instead of
   waiting forever in a collective. Errors every rank detects together (a non-finite loss,
-  mismatched data) are raised on every rank without aborting.
+  mismatched data) are raised on every rank without aborting. A rank that dies (killed,
+  ``os._exit``) is caught by the launcher: MPICH's mpiexec ends the job at once. A rank alive but
+  stuck (never arriving at the next collective) is caught by ``DataParallel(..., timeout=s)``.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -37,7 +44,7 @@ import zlib
 
 import numpy as np
 
-from ._checks import check_int, check_number
+from ._checks import check_int, check_loss, check_number
 
 __all__ = ["DataParallel", "data_parallel", "epoch_order", "shard_bounds", "rank", "size"]
 
@@ -72,7 +79,7 @@ def epoch_order(n, seed, epoch, shuffle=True):
 def shard_bounds(m, size, rank, min_rows=1):
     """Rows [start, stop) of an m-row global batch that `rank` of `size` trains on: contiguous,
     as equal as possible (the first ones take one more). A short batch goes to fewer ranks when
-    needed so that no non-empty shard has under ``min_rows`` rows (2 for BatchNorm)."""
+    needed so that no non-empty shard has under ``min_rows`` rows."""
     active = max(1, min(size, m // min_rows))
     if rank >= active:
         return m, m
@@ -87,6 +94,11 @@ def _everywhere(err):
     return err
 
 
+# Before MPI.Abort: the launcher forwards our stderr asynchronously and stops doing so when the
+# job is killed; without a pause the message naming the rank was seen cut off (1 run in ~10 under load).
+_FORWARD_SECONDS = 0.5
+
+
 def _abort(comm, err):
     tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
     sys.stdout.flush()
@@ -95,12 +107,11 @@ def _abort(comm, err):
     _abort_after_output(comm)
 
 
-def _abort_after_output(comm, drain_seconds=0.5):
-    """MPI.Abort, once the launcher has had time to forward what this rank wrote: on Abort it kills
-    every rank at once and drops output still in its pipes (the message naming the rank included)."""
+def _abort_after_output(comm):
+    """MPI.Abort, once the launcher has had time to forward what this rank wrote."""
     sys.stdout.flush()
     sys.stderr.flush()
-    time.sleep(drain_seconds)
+    time.sleep(_FORWARD_SECONDS)
     comm.Abort(1)
     os._exit(1)  # MPICH's Abort may return before the launcher kills us: never unwind into user code
 
@@ -146,54 +157,20 @@ def _batchnorms(layers):
             yield from _batchnorms(layer.layers)
 
 
-class _RunningStats:
-    """Where each BatchNorm's running statistics sit in the state buffer, and their exact merge."""
-
-    def __init__(self, net):
-        info, offset, self.layers = net._engine.state_info(), 0, []
-        slots = {}
-        for name, rows, cols in info:
-            slots[name] = (offset, rows)
-            offset += rows if cols == 0 else rows * cols
-        prefixes = [name[:-len(".running_mean")] for name, _, _ in info if name.endswith(".running_mean")]
-        bns = list(_batchnorms(net.layers))
-        if len(bns) != len(prefixes) or offset != net._engine.state_array().size:
-            raise RuntimeError("nativebp.distributed: the engine's state buffer does not match the BatchNorm layers")
-        for bn, p in zip(bns, prefixes):
-            (m, k), (v, _), (t, _) = slots[p + ".running_mean"], slots[p + ".running_var"], \
-                slots[p + ".num_batches_tracked"]
-            self.layers.append((bn.momentum, k, m, v, t))
-
-    def local(self, before, after, n):
-        """This rank's batch means and biased variances, recovered from the running-stat update
-        r1 = (1 - m) r0 + m x (the running variance uses the unbiased n/(n-1) one)."""
-        out = []
-        for m, k, mo, vo, _ in self.layers:
-            if m == 0 or n < 2:  # nothing recorded (momentum 0), or no batch statistics on this rank
-                out += [np.zeros(k), np.zeros(k)]
-                continue
-            r0, r1 = before.astype(np.float64), after.astype(np.float64)
-            mean = (r1[mo:mo + k] - (1 - m) * r0[mo:mo + k]) / m
-            unbiased = (r1[vo:vo + k] - (1 - m) * r0[vo:vo + k]) / m
-            out += [mean, unbiased * (n - 1) / n]
-        return np.concatenate(out) if out else np.zeros(0)
-
-    def merge(self, state, before, counts, stats):
-        """Writes into `state` the running statistics of one step on the union of the ranks'
-        batches: mean = sum n_r mu_r / N, M2 = sum n_r (s_r + (mu_r - mu)^2), var = M2 / (N - 1)."""
-        N, w, col = counts.sum(), counts[:, None], 0
-        r0 = before.astype(np.float64)
-        for m, k, mo, vo, to in self.layers:
-            mu_r, s_r = stats[:, col:col + k], stats[:, col + k:col + 2 * k]
-            col += 2 * k
-            state[to] = before[to] + 1
-            if m == 0 or N < 2:
-                state[mo:mo + k], state[vo:vo + k] = before[mo:mo + k], before[vo:vo + k]
-                continue
-            mu = (w * mu_r).sum(axis=0) / N
-            m2 = (w * (s_r + (mu_r - mu) ** 2)).sum(axis=0)
-            state[mo:mo + k] = (1 - m) * r0[mo:mo + k] + m * mu
-            state[vo:vo + k] = (1 - m) * r0[vo:vo + k] + m * (m2 / (N - 1))
+def _allreduce_sum(comm, MPI, clock, timer):
+    """The engine's collective for synced BatchNorm: an in-place sum of a float64 buffer over all
+    ranks, its time added to clock[0] (watched by `timer` unless None). A closure over comm only
+    (not the DataParallel), so the network holding it forms no reference cycle."""
+    def allreduce(buf):
+        t0 = time.perf_counter()
+        if timer is None:
+            comm.Allreduce(MPI.IN_PLACE, [buf, MPI.DOUBLE])
+        else:
+            timer.enter("a BatchNorm all-reduce")
+            comm.Allreduce(MPI.IN_PLACE, [buf, MPI.DOUBLE])
+            timer.leave()
+        clock[0] += time.perf_counter() - t0
+    return allreduce
 
 
 class DataParallel:
@@ -204,14 +181,24 @@ class DataParallel:
     ``abort_on_error`` (default True): an error on one rank aborts all of them (see the module
     doc); it also installs a ``sys.excepthook`` doing so for uncaught exceptions.
 
+    ``timeout`` (seconds, default None: wait as long as it takes): a rank that waits longer than
+    this in one of the training's collectives (a step's all-reduces, BatchNorm's, evaluation, the
+    per-epoch agreement) aborts the job with a message naming the ranks that did not arrive (stuck
+    in a loop, deadlocked). A watchdog thread per rank checks 20 times a second; the collectives
+    stay the blocking ones (cost: ``bench/SCALING.md``). A rank that dies is caught by the
+    launcher without it.
+
     ``comm_seconds`` counts the time spent in this object's collectives during training steps;
     ``resyncs`` how often ``fit``'s per-epoch checksum found the replicas apart (expected: 0).
     """
 
-    def __init__(self, net, comm=None, seed=None, abort_on_error=True):
+    def __init__(self, net, comm=None, seed=None, abort_on_error=True, timeout=None):
         from .network import Sequential
         if not isinstance(net, Sequential):
             raise TypeError(f"net: expected a nativebp.Sequential, got {type(net).__name__}")
+        if timeout is not None and not check_number("timeout", timeout) > 0:
+            raise ValueError(f"timeout: expected a positive number of seconds or None, got {timeout!r}")
+        self.timeout = None if timeout is None else float(timeout)
         MPI = _mpi()
         self.MPI, self.net, self.abort_on_error = MPI, net, bool(abort_on_error)
         self.comm = MPI.COMM_WORLD if comm is None else comm
@@ -230,8 +217,14 @@ class DataParallel:
                                          "rank must construct the same architecture"))
         self._grad = net._engine.grad_array()
         self._mpi_type = self.MPI.FLOAT if net.dtype == "float32" else self.MPI.DOUBLE
-        self._stats = _RunningStats(net)
-        self._min_rows = 2 if self._stats.layers else 1  # BatchNorm's batch statistics need 2 rows
+        self._has_bn = any(True for _ in _batchnorms(net.layers))
+        self._sync_bn = self._has_bn and self.size > 1  # BatchNorm over the global batch: engine collectives
+        self._bn_clock = [0.0]
+        self._timer = None
+        if self.timeout is not None and self.size > 1:
+            from ._collective_timeout import CollectiveTimeout
+            self._timer = CollectiveTimeout(self.comm, self.MPI, self.timeout)
+        self._allreduce = _allreduce_sum(self.comm, self.MPI, self._bn_clock, self._timer)
         self.seed = self.comm.bcast(net.seed if seed is None else check_int("seed", seed, 0), root=0)
         # (seed, rank) through SeedSequence, not seed + rank: rank 0 must not replay the init stream
         net._engine.reseed(int(np.random.SeedSequence([self.seed, self.rank]).generate_state(1, np.uint64)[0]))
@@ -257,12 +250,34 @@ class DataParallel:
     def train_step(self, X, y, loss="mse", optimizer=None, delta=1.0, l1=0.0, l2=0.0, clip_norm=None,
                    clip_value=None):
         """One synchronous step on this rank's shard (X, y) of the global batch; returns the global
-        mean loss (plus penalty), the same on every rank. Shards may differ in size."""
+        mean loss (plus penalty), the same on every rank. Shards may differ in size, and be empty."""
         net = self.net
         self._check_optimizer(optimizer)
-        X, y, loss = net._xy(X, y, loss)
-        return self._step(X, y, loss, optimizer, check_number("delta", delta), check_number("l1", l1, 0),
-                          check_number("l2", l2, 0), _clip("clip_norm", clip_norm), _clip("clip_value", clip_value))
+        X, y, loss = self._shard(X, y, loss)
+        total = np.array([float(len(X))])
+        self._sum(total, self.MPI.DOUBLE, "the row-count all-reduce")
+        if total[0] == 0:
+            raise _everywhere(ValueError("X: every rank passed 0 rows; a step needs at least one row on some rank"))
+        if self._has_bn and total[0] == 1:
+            raise _everywhere(ValueError("X: the ranks passed 1 row in all, and BatchNorm needs at least 2 per step"))
+        with self._synced_batchnorm():
+            return self._step(X, y, loss, optimizer, check_number("delta", delta), check_number("l1", l1, 0),
+                              check_number("l2", l2, 0), _clip("clip_norm", clip_norm), _clip("clip_value", clip_value),
+                              int(total[0]))
+
+    def _shard(self, X, y, loss):
+        """``net._xy``, except that a shard may be empty: this rank has no rows in this step."""
+        net = self.net
+        if np.ndim(X) != 2 or np.shape(X)[0] != 0:
+            return net._xy(X, y, loss)
+        loss = check_loss(loss)
+        if np.shape(X)[1] != net.in_features:
+            raise ValueError(f"X: expected {net.in_features} columns, got shape {np.shape(X)}")
+        if np.ndim(y) == 0 or np.shape(y)[0] != 0:
+            raise ValueError(f"y: expected 0 rows, as X has, got shape {np.shape(y)}")
+        labels = loss == "cross_entropy" and np.ndim(y) == 1
+        y = np.zeros(0, np.int64) if labels else np.zeros((0, net.out_features), net.dtype)
+        return np.zeros((0, net.in_features), net.dtype), y, loss
 
     def _check_optimizer(self, optimizer):
         from .optim import Optimizer
@@ -271,39 +286,77 @@ class DataParallel:
                             f"{type(optimizer).__name__}")
         optimizer._check_network(self.net)
 
-    def _step(self, X, y, loss, optimizer, delta, l1, l2, clip_norm, clip_value):
-        """X None: this rank has no rows in this batch (a short last batch)."""
+    @contextlib.contextmanager
+    def _synced_batchnorm(self):
+        """While active, BatchNorm layers normalise with the global batch's statistics (the engine
+        sums over the ranks); unset after, so the network alone never waits for other ranks."""
+        if not self._sync_bn:
+            yield
+            return
+        self.net._engine.set_allreduce(self._allreduce)
+        try:
+            yield
+        finally:
+            self.net._engine.set_allreduce(None)
+
+    def _step(self, X, y, loss, optimizer, delta, l1, l2, clip_norm, clip_value, total):
+        """This rank's shard (X, y), possibly empty, of a global batch of `total` rows. Its loss
+        gradient is scaled by n/total, so the plain sum over the ranks is the global mean's."""
         eng, state = self.net._engine, self.net._engine.state_array()
-        n = 0 if X is None else len(X)
-        before = state.copy() if self._stats.layers else None
+        n = len(X)
+        before = state.copy() if self._has_bn else None  # restored if the loss is not finite
+        bn0 = self._bn_clock[0]
         eng.zero_grad()
-        value = eng.loss_and_grad(X, y, loss, delta, False, True)[0] if n else 0.0
-        mine = np.concatenate([[n, value * n], self._stats.local(before, state, n) if before is not None else []])
+        value = 0.0
+        if n or self._sync_bn:  # an empty shard still joins synced BatchNorm's collectives
+            value = eng.loss_and_grad(X, y, loss, delta, False, True, n / total)[0]
         t0 = time.perf_counter()
-        table = np.empty((self.size, mine.size))
-        self.comm.Allgather([mine, self.MPI.DOUBLE], [table, self.MPI.DOUBLE])
-        counts = table[:, 0]
-        total = counts.sum()
-        value = table[:, 1].sum() / total
+        sums = np.array([n, value * n], dtype=np.float64)
+        self._sum(sums, self.MPI.DOUBLE, "the loss all-reduce")
+        value = sums[1] / sums[0]
         if not np.isfinite(value):
-            self.comm_seconds += time.perf_counter() - t0
+            self.comm_seconds += time.perf_counter() - t0 + self._bn_clock[0] - bn0
             if before is not None:
                 state[...] = before
             raise _everywhere(FloatingPointError(
-                f"train_step: the loss is {value} (global mean over {int(total)} rows); the step was skipped "
+                f"train_step: the loss is {value} (global mean over {int(sums[0])} rows); the step was skipped "
                 f"on every rank and the weights are unchanged (lower the learning rate or clip gradients)"))
-        if n != total:  # weight this rank's mean gradient by its share of the rows
-            self._grad *= self._grad.dtype.type(n / total)
-        self.comm.Allreduce(self.MPI.IN_PLACE, [self._grad, self._mpi_type])
-        self.comm_seconds += time.perf_counter() - t0
-        if before is not None:
-            self._stats.merge(state, before, counts, table[:, 2:])
+        self._sum(self._grad, self._mpi_type, "the gradient all-reduce")
+        self.comm_seconds += time.perf_counter() - t0 + self._bn_clock[0] - bn0
         value += self._penalty(l1, l2)
         if clip_norm or clip_value:
             eng.clip_grad(clip_norm, clip_value)
         eng.step(optimizer._engine, optimizer._owned)
         self.steps += 1
+        if self._timer is not None:
+            self._timer.step = self.steps
         return value
+
+    # ------------------------------------------------------------------ collectives (timed when asked)
+    def _sum(self, buf, mpi_type, what):
+        """In-place sum over the ranks."""
+        if self._timer is not None:
+            self._timer.enter(what)
+        self.comm.Allreduce(self.MPI.IN_PLACE, [buf, mpi_type])
+        if self._timer is not None:
+            self._timer.leave()
+
+    def _gather(self, mine, what):
+        """Every rank's float64 vector `mine`, as rows of a (size, len) table."""
+        table = np.empty((self.size, mine.size))
+        if self._timer is not None:
+            self._timer.enter(what)
+        self.comm.Allgather([mine, self.MPI.DOUBLE], [table, self.MPI.DOUBLE])
+        if self._timer is not None:
+            self._timer.leave()
+        return table
+
+    def _barrier(self, what):
+        if self._timer is not None:
+            self._timer.enter(what)
+        self.comm.Barrier()
+        if self._timer is not None:
+            self._timer.leave()
 
     def _penalty(self, l1, l2):
         """As the engine's train_step: grad += l1 sign(w) + l2 w on trainable weights (not biases)."""
@@ -336,9 +389,7 @@ class DataParallel:
                                           acc, errors)
             mine[0] = t["samples"]
             mine[1:] = [t[k] * t["samples"] for k in keys]
-        table = np.empty((self.size, mine.size))
-        self.comm.Allgather([mine, self.MPI.DOUBLE], [table, self.MPI.DOUBLE])
-        sums = table.sum(axis=0)
+        sums = self._gather(mine, "the evaluation's all-gather").sum(axis=0)
         return {prefix + k: float(v / sums[0]) for k, v in zip(keys, sums[1:])}
 
     # ------------------------------------------------------------------ the epoch loop
@@ -395,16 +446,16 @@ class DataParallel:
                 optimizer.lr = lr = self.comm.bcast(optimizer.lr, root=0)
                 start, total = time.perf_counter(), 0.0
                 order = epoch_order(len(X), seed, epoch, shuffle)
-                for s in range(steps):
-                    rows = order[s * G:(s + 1) * G]
-                    a, b = shard_bounds(len(rows), self.size, self.rank, self._min_rows)
-                    if b == a:
-                        Xb = yb = None
-                    elif shuffle:
-                        Xb, yb = X[rows[a:b]], y[rows[a:b]]
-                    else:  # contiguous rows: views, no copy
-                        Xb, yb = X[rows[0] + a:rows[0] + b], y[rows[0] + a:rows[0] + b]
-                    total += len(rows) * self._step(Xb, yb, loss, optimizer, delta, l1, l2, clip_norm, clip_value)
+                with self._synced_batchnorm():
+                    for s in range(steps):
+                        rows = order[s * G:(s + 1) * G]
+                        a, b = shard_bounds(len(rows), self.size, self.rank)
+                        if shuffle:
+                            Xb, yb = X[rows[a:b]], y[rows[a:b]]
+                        else:  # contiguous rows: views, no copy
+                            Xb, yb = X[rows[0] + a:rows[0] + b], y[rows[0] + a:rows[0] + b]
+                        total += len(rows) * self._step(Xb, yb, loss, optimizer, delta, l1, l2, clip_norm, clip_value,
+                                                        len(rows))
                 seen = min(steps * G, len(X))
                 logs = {"loss": total / seen}
                 if val is not None:
@@ -420,8 +471,10 @@ class DataParallel:
                 for cb in cbs:
                     cb.on_epoch_end(epoch, logs)
                 if writes:
-                    self.comm.Barrier()
-                if self.comm.allreduce(bool(net.stop_training), op=self.MPI.LOR):
+                    self._barrier("the barrier after rank 0's checkpoint")
+                stop = np.array([float(bool(net.stop_training))])
+                self._sum(stop, self.MPI.DOUBLE, "the end-of-epoch agreement on stopping")
+                if stop[0]:
                     break
         except FloatingPointError as e:
             e.history = history
@@ -438,8 +491,8 @@ class DataParallel:
         if self.size == 1:
             return
         eng = self.net._engine
-        mine = zlib.crc32(eng.param_array().data, zlib.crc32(eng.state_array().data))
-        if len(set(self.comm.allgather(mine))) > 1:
+        mine = np.array([zlib.crc32(eng.param_array().data, zlib.crc32(eng.state_array().data))], dtype=np.float64)
+        if len(set(self._gather(mine, "the end-of-epoch weight checksum").ravel())) > 1:
             self.resyncs += 1
             self.broadcast(optimizer)
 
@@ -467,7 +520,7 @@ class DataParallel:
                 raise _everywhere(ValueError(f"batch_size: {n} rows are fewer than one global batch of {G} "
                                              f"({self.size} ranks x {batch_size}); lower batch_size or drop_last=False"))
             return full
-        if self._stats.layers and rest == 1:
+        if self._has_bn and rest == 1:
             raise _everywhere(ValueError(
                 f"batch_size: the last batch would have 1 row ({n} rows, global batch {G}) and BatchNorm needs "
                 f"at least 2; pass drop_last=True or another batch_size"))

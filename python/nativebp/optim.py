@@ -29,9 +29,9 @@ def _resolve(params):
                         f"{type(params).__name__}") from None
     if not params or not all(isinstance(p, Parameter) for p in params):
         raise TypeError("params: expected a nativebp network or a non-empty list of its parameters()")
-    net = params[0]._net
-    if any(p._net is not net for p in params):
+    if any(p._engine is not params[0]._engine for p in params):
         raise ValueError("params: all parameters must belong to one network")
+    net = params[0]._net
     chosen = {p._index for p in params}
     return net, [i in chosen for i in range(len(net.parameters()))]
 

@@ -133,7 +133,7 @@ def _engine_metrics(engine, X, y, loss, delta, metrics, batch_size=1024, prefix=
 
 def fit(net, X, y, loss="mse", optimizer=None, epochs=1, batch_size=32, shuffle=True, seed=None,
         validation_data=None, validation_split=0.0, metrics=None, callbacks=None, verbose=1, l1=0.0, l2=0.0,
-        clip_norm=None, clip_value=None, initial_epoch=0, delta=1.0):
+        clip_norm=None, clip_value=None, initial_epoch=0, delta=1.0, distributed=False):
     """Train ``net`` on (X, y) for ``epochs`` epochs; returns a ``History``.
 
     - ``epochs`` is how many epochs *this call* runs, numbered ``initial_epoch ..
@@ -157,7 +157,22 @@ def fit(net, X, y, loss="mse", optimizer=None, epochs=1, batch_size=32, shuffle=
     ``FloatingPointError`` (with the History as ``err.history``); the weights are those of the last
     finite step (the step that produced NaN/inf is skipped), or the best epoch's when an
     ``EarlyStopping(restore_best_weights=True)`` callback has one.
+
+    ``distributed=True``: data-parallel training over MPI, for a script run unchanged under
+    ``mpiexec -n N python train.py`` (``pip install "nativebp[mpi]"``): the same call on
+    ``nativebp.distributed.data_parallel(net)``, whose ``fit`` documents the differences:
+    ``batch_size`` is per rank, the batch order is ``nativebp.distributed.epoch_order``, only
+    rank 0 prints (one line per epoch) and writes checkpoints, and ``metrics`` are computed on the
+    validation data only (so they need ``validation_data`` or ``validation_split``).
     """
+    if distributed is not False:
+        if distributed is not True:
+            raise TypeError(f"distributed: expected True or False, got {distributed!r}")
+        return _fit_distributed(net, X, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+                                shuffle=shuffle, seed=seed, validation_data=validation_data,
+                                validation_split=validation_split, metrics=metrics, callbacks=callbacks,
+                                verbose=verbose, l1=l1, l2=l2, clip_norm=clip_norm, clip_value=clip_value,
+                                initial_epoch=initial_epoch, delta=delta)
     from .callbacks import as_callbacks
     loss = check_loss(loss)
     delta = check_number("delta", delta)
@@ -228,6 +243,18 @@ def fit(net, X, y, loss="mse", optimizer=None, epochs=1, batch_size=32, shuffle=
         err.history = history
         raise err
     return history
+
+
+def _fit_distributed(net, X, y, **kwargs):
+    """fit(distributed=True): refuses what DataParallel.fit would silently do otherwise, then runs it."""
+    if kwargs["verbose"] not in (0, 1, 2, False, True):
+        raise ValueError(f"verbose: expected 0, 1 or 2, got {kwargs['verbose']!r}")
+    metrics = _check_metrics(kwargs["metrics"])
+    if metrics and kwargs["validation_data"] is None and not kwargs["validation_split"]:
+        raise ValueError(f"metrics: with distributed=True, metrics ({', '.join(metrics)}) are computed on the "
+                         f"validation data only; pass validation_data= or validation_split=, or leave metrics out")
+    from . import distributed  # mpi4py is imported by DataParallel: a clear ImportError if it is missing
+    return distributed.data_parallel(net).fit(X, y, **dict(kwargs, metrics=metrics))
 
 
 def _run_epoch(trainer, chunk, progress, start):

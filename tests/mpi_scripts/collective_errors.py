@@ -25,6 +25,9 @@ cases = {
                                     verbose=0),
     # a huge target on rank 1 only: the global loss is infinite, every rank skips the step
     "non_finite_loss": lambda: dp.train_step(X[:10], y[:10] * (1e300 if comm.rank else 1.0), optimizer=opt),
+    # empty shards everywhere, and 1 row in all (BatchNorm's global batch needs 2)
+    "no_rows": lambda: dp.train_step(X[:0], y[:0], optimizer=opt),
+    "one_row_in_all": lambda: dp.train_step(X[:1 - comm.rank], y[:1 - comm.rank], optimizer=opt),
 }
 before = net._engine.param_array().copy(), net._engine.state_array().copy()
 out = {}

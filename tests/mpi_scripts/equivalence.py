@@ -1,11 +1,9 @@
 """Run under `mpiexec -n 2`: DataParallel training vs one process, in float64.
 
 Writes JSON to argv[1] (rank 0): for each case the relative error of the weights (and BatchNorm
-running statistics) against a single-process reference, and the largest difference between the
-ranks' weights. Cases without BatchNorm are compared with one process stepping on the whole
-global batch (net.train_step); with BatchNorm, where each rank normalises with its own shard's
-statistics, with two in-process replicas whose weighted gradients are summed, and the running
-statistics with those of the global batch's activations, computed directly.
+running statistics) against one process stepping on the same global batches (net.train_step),
+and the largest difference between the ranks' weights. BatchNorm is synced: every rank
+normalises with the global batch's statistics.
 """
 import json
 import sys
@@ -59,43 +57,6 @@ def single(layers, opt, X, y, **step):
     return net._engine.param_array(), net._engine.state_array()
 
 
-def replicas(layers, opt, X, y):
-    """R in-process replicas, each on its shard; gradients weighted by shard size and summed. The
-    running statistics: each BatchNorm's input over the whole global batch, from prefix networks."""
-    nets = [make(layers, opt) for _ in range(R)]
-    main, o = nets[0]
-    state = main._engine.state_array().copy()
-    bns = [i for i, l in enumerate(main.layers) if isinstance(l, nb.BatchNorm1d)]
-    for epoch in range(EPOCHS):
-        for rows in batches(len(X), epoch):
-            shards = [rows[slice(*shard_bounds(len(rows), R, r))] for r in range(R)]
-            # BatchNorm inputs of the global batch, with the weights before this step
-            inputs = {}
-            for i in bns:
-                if i == 0:
-                    inputs[i] = X[rows]
-                    continue
-                pre = nb.Sequential(main.layers[:i], dtype="float64", seed=0)
-                pre._engine.param_array()[...] = main._engine.param_array()[:pre._engine.param_array().size]
-                inputs[i] = np.concatenate([pre.forward(X[s], training=True) for s in shards])
-            grad = np.zeros_like(main._engine.grad_array())
-            for (net, _), s in zip(nets, shards):
-                net.zero_grad()
-                net.loss_and_grad(X[s], y[s], loss="cross_entropy")
-                grad += net._engine.grad_array() * (len(s) / len(rows))
-            for net, opt_r in nets:
-                net._engine.grad_array()[...] = grad
-                opt_r.step()
-            off = 0
-            for i in bns:  # running statistics of the global batch (torch's rule, unbiased variance)
-                k, m, H = main.layers[i].num_features, main.layers[i].momentum, inputs[i]
-                state[off:off + k] = (1 - m) * state[off:off + k] + m * H.mean(axis=0)
-                state[off + k:off + 2 * k] = (1 - m) * state[off + k:off + 2 * k] + m * H.var(axis=0, ddof=1)
-                state[off + 2 * k] += 1
-                off += 2 * k + 1
-    return main._engine.param_array(), state
-
-
 sgd = lambda net: nb.optim.SGD(net, lr=0.05, momentum=0.9)
 adam = lambda net: nb.optim.Adam(net, lr=0.01)
 plain = lambda: [nb.Dense(6, 16), nb.Tanh(), nb.Dense(16, 16), nb.ReLU(), nb.Dense(16, 4)]
@@ -111,16 +72,33 @@ for name, opt, step in (("sgd", sgd, {}), ("adam", adam, {}), ("sgd_penalties_cl
     if comm.rank == 0:
         q, _ = single(plain, opt, X, y, **step)
         results[name] = {"weights": rel(p, q), "spread": spread}
-# 96 rows: 6 global batches of 16 (BatchNorm needs >= 2 rows per rank)
-X, y = data(96, 6, 4, 2)
+# BatchNorm synced over the ranks: the same as one process on the global batch, running
+# statistics included. 2 ranks: the last batch of 3 rows is split 2 + 1 (above); 3 ranks: one of
+# 2 rows is split 1 + 1 + 0, so a rank with no rows takes part in the BatchNorm sums
+if R != 2:
+    X, y = data(4 * R * B + 2, 6, 4, 1)
 for name, opt in (("sgd_bn", sgd), ("adam_bn", adam)):
     p, s, spread = distributed(with_bn, opt, X, y)
     if comm.rank == 0:
-        q, t = replicas(with_bn, opt, X, y)
-        q1, t1 = single(with_bn, opt, X, y)
-        results[name] = {"weights": rel(p, q), "state": rel(s, t), "spread": spread,
-                         "first_bn_state_vs_one_process": rel(s[:13], t1[:13]),
-                         "weights_vs_one_process": rel(p, q1)}
+        q, t = single(with_bn, opt, X, y)
+        results[name] = {"weights": rel(p, q), "state": rel(s, t), "spread": spread}
+# DataParallel.train_step on shards the caller cuts unequally (5 + 11 rows; 3 ranks: 5 + 6 + 5;
+# the first step leaves the last rank empty, on its very first batch), BatchNorm synced: the same
+# steps and losses as one process on the whole batch
+net, o = make(with_bn, adam)
+dp = DataParallel(net)
+ref, o_ref = make(with_bn, adam)
+losses = []
+for step in range(5):
+    cuts = [0] + [5 + 6 * i for i in range(R - 1 - (step == 0))] + [16] * (1 + (step == 0))
+    rows = np.random.default_rng([7, step]).choice(len(X), 16, replace=False)
+    mine = rows[cuts[comm.rank]:cuts[comm.rank + 1]]
+    value = dp.train_step(X[mine], y[mine], loss="cross_entropy", optimizer=o)
+    losses.append(abs(value - ref.train_step(X[rows], y[rows], loss="cross_entropy", optimizer=o_ref)) / value)
+if comm.rank == 0:
+    results["train_step_bn"] = {"weights": rel(net._engine.param_array(), ref._engine.param_array()),
+                                "state": rel(net._engine.state_array(), ref._engine.state_array()),
+                                "loss": max(losses)}
 # resuming: fit(2 epochs) + fit(2 more, initial_epoch=2) continues the run, Dropout streams included
 X, y = data(99, 6, 4, 3)
 dropout = lambda: [nb.Dense(6, 16), nb.ReLU(), nb.Dropout(0.3), nb.Dense(16, 4)]

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "collective.hpp"
 #include "random.hpp"
 #include "tensor.hpp"
 
@@ -44,6 +45,9 @@ class Layer {
   // Accumulates parameter gradients and writes dL/dX into dX unless dX.data() is null.
   // X and Y are the input and output of the last forward call.
   virtual void backward(ConstMatMap<T> X, ConstMatMap<T> Y, ConstMatMap<T> dY, MatMap<T> dX) = 0;
+
+  // The network's cross-process sum (it outlives the layer); layers with batch statistics keep it.
+  virtual void set_collective(const Collective* /*c*/) {}
 
   // Reuse the last noise (e.g. dropout mask) instead of drawing anew: for gradient checks.
   virtual void freeze_noise(bool /*frozen*/) {}

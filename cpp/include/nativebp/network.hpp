@@ -42,6 +42,7 @@ class Network {
     state_.assign(std::size_t(ns), T(0));
     trainable_.assign(params_.size(), 1);
     root_.bind(param_.data(), grad_.data(), state_.data());
+    root_.set_collective(&collective_);
     root_.reset_parameters(rng_);
   }
 
@@ -59,6 +60,12 @@ class Network {
   SequentialBlock<T>& root() { return root_; }
   std::mutex& mutex() { return mutex_; }
 
+  // Data-parallel training: `sum` adds partial sums over all replicas in place, so batch
+  // statistics (BatchNorm1d) are those of the global batch. An empty function: one process.
+  // Returns the previous function.
+  Collective::SumFn set_allreduce(Collective::SumFn sum) { return collective_.set(std::move(sum)); }
+  bool distributed() const { return collective_.active(); }
+
   void reserve(Index batch) {
     if (batch <= capacity_) return;
     root_.reserve(batch);
@@ -69,7 +76,7 @@ class Network {
 
   // Output of a forward pass over n rows of X; valid until the next call.
   ConstMatMap<T> forward(const T* X, Index n, bool training) {
-    reserve(n);
+    reserve(std::max<Index>(n, 1));  // an empty batch (a replica without rows) still needs the buffers
     MatMap<T> out(out_buf_.data.data(), n, out_);
     root_.forward(ConstMatMap<T>(X, n, in_), out, training, rng_);
     return ConstMatMap<T>(out.data(), n, out_);
@@ -79,10 +86,15 @@ class Network {
   ConstMatMap<T> last_output(Index n) const { return ConstMatMap<T>(out_buf_.data.data(), n, out_); }
 
   // Training-mode forward and backward: accumulates into grad() and, if dX is not null, writes dL/dX.
-  double loss_and_grad(const T* X, Index n, const Target<T>& y, const Loss& loss, T* dX, bool training = true) {
+  // Returns the mean loss over the n rows. grad_scale multiplies dL/dZ: a replica holding n of the
+  // global batch's N rows passes n/N, so the replicas' gradients sum to the global mean's.
+  // n == 0 (a replica with no rows this step) only takes part in the collectives; returns 0.
+  double loss_and_grad(const T* X, Index n, const Target<T>& y, const Loss& loss, T* dX, bool training = true,
+                       double grad_scale = 1.0) {
     ConstMatMap<T> Z = forward(X, n, training);
     T* dZ = dout_buf_.data.data();
-    const double value = nativebp::loss_and_grad<T>(loss, Z, y, dZ);
+    const double value = n ? nativebp::loss_and_grad<T>(loss, Z, y, dZ) : 0.0;
+    if (grad_scale != 1.0) MatMap<T>(dZ, n, out_) *= T(grad_scale);
     root_.backward(ConstMatMap<T>(X, n, in_), Z, ConstMatMap<T>(dZ, n, out_), MatMap<T>(dX, n, in_));
     return value;
   }
@@ -183,6 +195,7 @@ class Network {
   std::vector<char> trainable_, active_;
   Scratch<T> out_buf_, dout_buf_;
   Index capacity_ = 0;
+  Collective collective_;  // the layers hold a pointer to it; empty unless set_allreduce filled it
   std::mutex mutex_;
 };
 

@@ -23,6 +23,7 @@ class Residual final : public Layer<T> {
   void bind(T* p, T* g, T* s) override { block_.bind(p, g, s); }
   void reset_parameters(Rng& rng) override { block_.reset_parameters(rng); }
   void freeze_noise(bool f) override { block_.freeze_noise(f); }
+  void set_collective(const Collective* c) override { block_.set_collective(c); }
   void reserve(Index batch) override { fx_.reserve(std::size_t(batch * width_)); block_.reserve(batch); }
 
   void forward(ConstMatMap<T> X, MatMap<T> Y, bool training, Rng& rng) override {

@@ -51,6 +51,7 @@ class SequentialBlock final : public Layer<T> {
   }
   void reset_parameters(Rng& rng) override { for (auto& l : layers_) l->reset_parameters(rng); }
   void freeze_noise(bool f) override { for (auto& l : layers_) l->freeze_noise(f); }
+  void set_collective(const Collective* c) override { for (auto& l : layers_) l->set_collective(c); }
 
   void reserve(Index batch) override {
     if (batch <= capacity_) return;
