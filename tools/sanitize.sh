@@ -33,7 +33,8 @@ PY
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install -q scikit-build-core pybind11 cmeel-eigen numpy pytest hypothesis
 CXX=$cxx "$venv/bin/pip" install -q --no-build-isolation -e . -Cbuild-dir="$build" \
-  -Ccmake.define.NATIVEBP_SANITIZE=ON -Ccmake.define.NATIVEBP_VARIANTS="$variant" -Ccmake.build-type=RelWithDebInfo
+  -Ccmake.define.NATIVEBP_SANITIZE=ON -Ccmake.define.NATIVEBP_VARIANTS="$variant" -Ccmake.build-type=RelWithDebInfo \
+  -Ccmake.define.NATIVEBP_UNITY=OFF  # four translation units, compiled in parallel
 export NATIVEBP_ENGINE=$variant
 
 # The ASan runtime must come first among the process's libraries; python itself is not
