@@ -1,11 +1,11 @@
 """Type stubs for ``nativebp._core``, the compiled engine (pybind11). Private: use ``nativebp``.
 
 Every class exists twice, ``...32`` for float32 and ``...64`` for float64, with the same
-methods. Arrays must be C-contiguous and of the class's dtype (the Python face converts).
+methods: declared once here, generic in the dtype (``_Network[_F]``, ...). Arrays must be C-contiguous and of the class's dtype (the Python face converts).
 Keep in sync with ``cpp/bindings/*.cpp``; ``tests/test_typing.py`` compares names with the
 built module.
 """
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Generic, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 LayerSpec = dict[str, Any]  # {"type": "dense", "in_features": ..., ...}: see nativebp.layers.Layer.spec
 Target = Union[NDArray[np.int64], NDArray[Any]]  # int64 class labels (n,) or an (n, out) array
 Totals = dict[str, Any]  # loss, samples, batches, diverged [, accuracy] [, mse, mae]
+_F = TypeVar("_F", np.float32, np.float64)  # the dtype of a ...32 / ...64 class
 
 class EngineValueError(ValueError):
     """A bad argument detected in C++."""
@@ -45,7 +46,7 @@ def sgemm(A: NDArray[np.float32], B: NDArray[np.float32], trans_a: bool = False,
 def gemm_benchmark(n: int, repeats: int = 1) -> None:
     """``repeats`` float32 n x n products on matrices kept between calls (for bench/)."""
 
-class Network32:
+class _Network(Generic[_F]):
     """Layers, one flat parameter / gradient / state buffer, preallocated batch buffers."""
     def __init__(self, layers: Sequence[LayerSpec], in_features: int, seed: int) -> None: ...
     @property
@@ -55,18 +56,18 @@ class Network32:
     def param_info(self) -> list[tuple[str, int, int, bool]]:
         """(name, rows, cols (0 for a vector), is_weight) per parameter tensor, in buffer order."""
     def state_info(self) -> list[tuple[str, int, int]]: ...
-    def param_array(self) -> NDArray[np.float32]:
+    def param_array(self) -> NDArray[_F]:
         """The flat parameter buffer (a writable view, alive as long as the network)."""
-    def grad_array(self) -> NDArray[np.float32]: ...
-    def state_array(self) -> NDArray[np.float32]: ...
+    def grad_array(self) -> NDArray[_F]: ...
+    def state_array(self) -> NDArray[_F]: ...
     def set_trainable(self, index: int, on: bool) -> None: ...
     def trainable(self) -> list[bool]: ...
     def reseed(self, seed: int) -> None: ...
     def rng_state(self) -> str: ...
     def set_rng_state(self, state: str) -> None: ...
-    def forward(self, X: NDArray[np.float32], training: bool = False) -> NDArray[np.float32]: ...
-    def loss_and_grad(self, X: NDArray[np.float32], y: Target, loss: str, delta: float = 1.0, want_dx: bool = False,
-                      training: bool = True, grad_scale: float = 1.0) -> tuple[float, Optional[NDArray[np.float32]]]:
+    def forward(self, X: NDArray[_F], training: bool = False) -> NDArray[_F]: ...
+    def loss_and_grad(self, X: NDArray[_F], y: Target, loss: str, delta: float = 1.0, want_dx: bool = False,
+                      training: bool = True, grad_scale: float = 1.0) -> tuple[float, Optional[NDArray[_F]]]:
         """Forward, loss and backward (dL/dZ times grad_scale); adds into the gradient buffer.
         Returns (loss, dL/dX or None). With an allreduce set, X may have 0 rows."""
     def set_allreduce(self, allreduce: Optional[Callable[[memoryview], object]]) -> None:
@@ -74,26 +75,26 @@ class Network32:
     @property
     def distributed(self) -> bool: ...
     def zero_grad(self) -> None: ...
-    def train_step(self, X: NDArray[np.float32], y: Target, loss: str, delta: float, optimizer: Optimizer32,
+    def train_step(self, X: NDArray[_F], y: Target, loss: str, delta: float, optimizer: _Optimizer[_F],
                    owned: Optional[Sequence[bool]], l1: float = 0.0, l2: float = 0.0, clip_norm: float = 0.0,
                    clip_value: float = 0.0) -> float:
         """zero_grad, forward, loss, backward, penalties, clipping, step; the loss incl. penalty."""
-    def train_steps(self, X: NDArray[np.float32], y: Target, loss: str, delta: float, optimizer: Optimizer32,
+    def train_steps(self, X: NDArray[_F], y: Target, loss: str, delta: float, optimizer: _Optimizer[_F],
                     owned: Optional[Sequence[bool]], l1: float, l2: float, clip_norm: float, clip_value: float,
                     steps: int, batch_size: int) -> NDArray[np.float64]:
         """``steps`` train steps on consecutive batches (cycling); the losses, cut after a non-finite one."""
     def batch_ok(self, X: Any, y: Any = None, labels: bool = False) -> bool:
         """X (and y) are exact C-contiguous arrays of this dtype and shape, finite, labels in range."""
-    def step(self, optimizer: Optimizer32, owned: Optional[Sequence[bool]]) -> None: ...
+    def step(self, optimizer: _Optimizer[_F], owned: Optional[Sequence[bool]]) -> None: ...
     def clip_grad(self, max_norm: float, max_value: float) -> float: ...
-    def evaluate(self, X: NDArray[np.float32], y: Target, loss: str, delta: float, batch: int, accuracy: bool,
+    def evaluate(self, X: NDArray[_F], y: Target, loss: str, delta: float, batch: int, accuracy: bool,
                  errors: bool) -> Totals: ...
-    def gradcheck(self, X: NDArray[np.float32], y: Target, loss: str, delta: float, max_checks: int, seed: int,
+    def gradcheck(self, X: NDArray[_F], y: Target, loss: str, delta: float, max_checks: int, seed: int,
                   training: bool) -> list[dict[str, Any]]: ...
 
-class Trainer32:
+class _Trainer(Generic[_F]):
     """The fused epoch loop over (X, y); keeps references to the network, optimizer and data."""
-    def __init__(self, net: Network32, optimizer: Optimizer32, X: NDArray[np.float32], y: Target, loss: str,
+    def __init__(self, net: _Network[_F], optimizer: _Optimizer[_F], X: NDArray[_F], y: Target, loss: str,
                  delta: float, batch_size: int, shuffle: bool, seed: int, owned: Optional[Sequence[bool]],
                  l1: float, l2: float, clip_norm: float, clip_value: float, accuracy: bool, errors: bool) -> None: ...
     @property
@@ -104,141 +105,58 @@ class Trainer32:
         """Train on up to max_batches more batches; True when the epoch is done (or diverged)."""
     def totals(self) -> Totals: ...
 
-class Optimizer32:
+class _Optimizer(Generic[_F]):
     lr: float
     steps: list[int]
     @property
     def kind(self) -> str: ...
     def state_names(self) -> list[str]: ...
-    def state_array(self, name: str) -> NDArray[np.float32]: ...
+    def state_array(self, name: str) -> NDArray[_F]: ...
     def reset_state(self) -> None: ...
 
-class SGD32(Optimizer32):
+class _SGD(_Optimizer[_F]):
     momentum: float
     dampening: float
     weight_decay: float
     nesterov: bool
-    def __init__(self, net: Network32, lr: float, momentum: float, dampening: float, weight_decay: float,
+    def __init__(self, net: _Network[_F], lr: float, momentum: float, dampening: float, weight_decay: float,
                  nesterov: bool) -> None: ...
 
-class Adagrad32(Optimizer32):
+class _Adagrad(_Optimizer[_F]):
     lr_decay: float
     weight_decay: float
     eps: float
-    def __init__(self, net: Network32, lr: float, lr_decay: float, weight_decay: float,
+    def __init__(self, net: _Network[_F], lr: float, lr_decay: float, weight_decay: float,
                  initial_accumulator_value: float, eps: float) -> None: ...
 
-class RMSprop32(Optimizer32):
+class _RMSprop(_Optimizer[_F]):
     alpha: float
     eps: float
     weight_decay: float
     momentum: float
-    def __init__(self, net: Network32, lr: float, alpha: float, eps: float, weight_decay: float, momentum: float,
+    def __init__(self, net: _Network[_F], lr: float, alpha: float, eps: float, weight_decay: float, momentum: float,
                  centered: bool) -> None: ...
 
-class Adam32(Optimizer32):
+class _Adam(_Optimizer[_F]):
     beta1: float
     beta2: float
     eps: float
     weight_decay: float
-    def __init__(self, net: Network32, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
+    def __init__(self, net: _Network[_F], lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
                  amsgrad: bool, decoupled: bool) -> None: ...
 
-class Network64:
-    """Layers, one flat parameter / gradient / state buffer, preallocated batch buffers."""
-    def __init__(self, layers: Sequence[LayerSpec], in_features: int, seed: int) -> None: ...
-    @property
-    def in_features(self) -> int: ...
-    @property
-    def out_features(self) -> int: ...
-    def param_info(self) -> list[tuple[str, int, int, bool]]:
-        """(name, rows, cols (0 for a vector), is_weight) per parameter tensor, in buffer order."""
-    def state_info(self) -> list[tuple[str, int, int]]: ...
-    def param_array(self) -> NDArray[np.float64]:
-        """The flat parameter buffer (a writable view, alive as long as the network)."""
-    def grad_array(self) -> NDArray[np.float64]: ...
-    def state_array(self) -> NDArray[np.float64]: ...
-    def set_trainable(self, index: int, on: bool) -> None: ...
-    def trainable(self) -> list[bool]: ...
-    def reseed(self, seed: int) -> None: ...
-    def rng_state(self) -> str: ...
-    def set_rng_state(self, state: str) -> None: ...
-    def forward(self, X: NDArray[np.float64], training: bool = False) -> NDArray[np.float64]: ...
-    def loss_and_grad(self, X: NDArray[np.float64], y: Target, loss: str, delta: float = 1.0, want_dx: bool = False,
-                      training: bool = True, grad_scale: float = 1.0) -> tuple[float, Optional[NDArray[np.float64]]]:
-        """Forward, loss and backward (dL/dZ times grad_scale); adds into the gradient buffer.
-        Returns (loss, dL/dX or None). With an allreduce set, X may have 0 rows."""
-    def set_allreduce(self, allreduce: Optional[Callable[[memoryview], object]]) -> None:
-        """Synced BatchNorm: allreduce(buf) sums a float64 buffer over all replicas in place; None: off."""
-    @property
-    def distributed(self) -> bool: ...
-    def zero_grad(self) -> None: ...
-    def train_step(self, X: NDArray[np.float64], y: Target, loss: str, delta: float, optimizer: Optimizer64,
-                   owned: Optional[Sequence[bool]], l1: float = 0.0, l2: float = 0.0, clip_norm: float = 0.0,
-                   clip_value: float = 0.0) -> float:
-        """zero_grad, forward, loss, backward, penalties, clipping, step; the loss incl. penalty."""
-    def train_steps(self, X: NDArray[np.float64], y: Target, loss: str, delta: float, optimizer: Optimizer64,
-                    owned: Optional[Sequence[bool]], l1: float, l2: float, clip_norm: float, clip_value: float,
-                    steps: int, batch_size: int) -> NDArray[np.float64]:
-        """``steps`` train steps on consecutive batches (cycling); the losses, cut after a non-finite one."""
-    def batch_ok(self, X: Any, y: Any = None, labels: bool = False) -> bool:
-        """X (and y) are exact C-contiguous arrays of this dtype and shape, finite, labels in range."""
-    def step(self, optimizer: Optimizer64, owned: Optional[Sequence[bool]]) -> None: ...
-    def clip_grad(self, max_norm: float, max_value: float) -> float: ...
-    def evaluate(self, X: NDArray[np.float64], y: Target, loss: str, delta: float, batch: int, accuracy: bool,
-                 errors: bool) -> Totals: ...
-    def gradcheck(self, X: NDArray[np.float64], y: Target, loss: str, delta: float, max_checks: int, seed: int,
-                  training: bool) -> list[dict[str, Any]]: ...
+class Network32(_Network[np.float32]): ...
+class Trainer32(_Trainer[np.float32]): ...
+class Optimizer32(_Optimizer[np.float32]): ...
+class SGD32(_SGD[np.float32], Optimizer32): ...
+class Adagrad32(_Adagrad[np.float32], Optimizer32): ...
+class RMSprop32(_RMSprop[np.float32], Optimizer32): ...
+class Adam32(_Adam[np.float32], Optimizer32): ...
 
-class Trainer64:
-    """The fused epoch loop over (X, y); keeps references to the network, optimizer and data."""
-    def __init__(self, net: Network64, optimizer: Optimizer64, X: NDArray[np.float64], y: Target, loss: str,
-                 delta: float, batch_size: int, shuffle: bool, seed: int, owned: Optional[Sequence[bool]],
-                 l1: float, l2: float, clip_norm: float, clip_value: float, accuracy: bool, errors: bool) -> None: ...
-    @property
-    def batches_per_epoch(self) -> int: ...
-    def begin_epoch(self, seed: Optional[int] = None) -> None:
-        """Reset the totals and, with shuffle, draw the epoch's order (seeded: resumable)."""
-    def run(self, max_batches: int) -> bool:
-        """Train on up to max_batches more batches; True when the epoch is done (or diverged)."""
-    def totals(self) -> Totals: ...
-
-class Optimizer64:
-    lr: float
-    steps: list[int]
-    @property
-    def kind(self) -> str: ...
-    def state_names(self) -> list[str]: ...
-    def state_array(self, name: str) -> NDArray[np.float64]: ...
-    def reset_state(self) -> None: ...
-
-class SGD64(Optimizer64):
-    momentum: float
-    dampening: float
-    weight_decay: float
-    nesterov: bool
-    def __init__(self, net: Network64, lr: float, momentum: float, dampening: float, weight_decay: float,
-                 nesterov: bool) -> None: ...
-
-class Adagrad64(Optimizer64):
-    lr_decay: float
-    weight_decay: float
-    eps: float
-    def __init__(self, net: Network64, lr: float, lr_decay: float, weight_decay: float,
-                 initial_accumulator_value: float, eps: float) -> None: ...
-
-class RMSprop64(Optimizer64):
-    alpha: float
-    eps: float
-    weight_decay: float
-    momentum: float
-    def __init__(self, net: Network64, lr: float, alpha: float, eps: float, weight_decay: float, momentum: float,
-                 centered: bool) -> None: ...
-
-class Adam64(Optimizer64):
-    beta1: float
-    beta2: float
-    eps: float
-    weight_decay: float
-    def __init__(self, net: Network64, lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
-                 amsgrad: bool, decoupled: bool) -> None: ...
+class Network64(_Network[np.float64]): ...
+class Trainer64(_Trainer[np.float64]): ...
+class Optimizer64(_Optimizer[np.float64]): ...
+class SGD64(_SGD[np.float64], Optimizer64): ...
+class Adagrad64(_Adagrad[np.float64], Optimizer64): ...
+class RMSprop64(_RMSprop[np.float64], Optimizer64): ...
+class Adam64(_Adam[np.float64], Optimizer64): ...
