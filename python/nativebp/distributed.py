@@ -45,6 +45,7 @@ import zlib
 import numpy as np
 
 from ._checks import check_int, check_loss, check_number
+from .training import _check_metrics as _metrics, _clip  # the same argument checks as fit
 
 __all__ = ["DataParallel", "data_parallel", "epoch_order", "shard_bounds", "rank", "size"]
 
@@ -534,21 +535,3 @@ def data_parallel(net, comm=None):
     if dp is None or (comm is not None and dp.comm is not comm):
         dp = net._data_parallel = DataParallel(net, comm)
     return dp
-
-
-def _clip(name, value):
-    if value is None:
-        return 0.0
-    if check_number(name, value) <= 0:
-        raise ValueError(f"{name}: expected a positive number or None, got {value!r}")
-    return float(value)
-
-
-def _metrics(metrics):
-    if metrics is None:
-        return []
-    names = [metrics] if isinstance(metrics, str) else list(metrics)
-    for m in names:
-        if m not in ("accuracy", "mse", "mae"):
-            raise ValueError(f"metrics: expected names from accuracy, mse, mae, got {m!r}")
-    return list(dict.fromkeys(names))
