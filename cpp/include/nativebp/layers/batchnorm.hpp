@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "../layer.hpp"
+#include "feature_affine.hpp"
 
 namespace nativebp {
 
@@ -11,7 +12,7 @@ template <typename T>
 class BatchNorm1d final : public Layer<T> {
  public:
   BatchNorm1d(Index features, double eps, double momentum, bool affine)
-      : k_(features), eps_(eps), momentum_(momentum), affine_(affine) {
+      : k_(features), eps_(eps), momentum_(momentum), affine_(features, affine) {
     if (features < 1) throw ValueError("BatchNorm1d: num_features must be >= 1, got " + std::to_string(features));
     if (!(eps > 0)) throw ValueError("BatchNorm1d: eps must be > 0");
     if (!(momentum >= 0 && momentum <= 1)) throw ValueError("BatchNorm1d: momentum must be in [0, 1]");
@@ -22,19 +23,16 @@ class BatchNorm1d final : public Layer<T> {
       throw ValueError("BatchNorm1d(" + std::to_string(k_) + ") received input of width " + std::to_string(in));
     return k_;
   }
-  std::vector<ParamInfo> params() const override {
-    if (!affine_) return {};
-    return {{"weight", k_, 0, false}, {"bias", k_, 0, false}};
-  }
+  std::vector<ParamInfo> params() const override { return affine_.params(); }
   std::vector<ParamInfo> states() const override {
     return {{"running_mean", k_, 0, false}, {"running_var", k_, 0, false}, {"num_batches_tracked", 1, 0, false}};
   }
   void bind(T* param, T* grad, T* state) override {
-    if (affine_) { gamma_ = param; beta_ = param + k_; ggamma_ = grad; gbeta_ = grad + k_; }
+    affine_.bind(param, grad);
     rmean_ = state; rvar_ = state + k_; tracked_ = state + 2 * k_;
   }
   void reset_parameters(Rng&) override {
-    if (affine_) for (Index j = 0; j < k_; ++j) { gamma_[j] = T(1); beta_[j] = T(0); }
+    affine_.reset();
     for (Index j = 0; j < k_; ++j) { rmean_[j] = T(0); rvar_[j] = T(1); }
     *tracked_ = T(0);
   }
@@ -72,9 +70,7 @@ class BatchNorm1d final : public Layer<T> {
     }
     xhat.array().rowwise() *= inv_std.array();
     training_ = training;
-    if (affine_) Y.array() = (xhat.array().rowwise() * ConstVecMap<T>(gamma_, k_).array()).rowwise() +
-                               ConstVecMap<T>(beta_, k_).array();
-    else Y = xhat;
+    affine_.forward(ConstMatMap<T>(xhat.data(), n, k_), Y);
   }
 
   // dgamma = sum(dY xhat), dbeta = sum(dY), g = dY gamma;
@@ -85,13 +81,8 @@ class BatchNorm1d final : public Layer<T> {
     const Index n = dY.rows();
     ConstMatMap<T> xhat(xhat_.data.data(), n, k_);
     ConstVecMap<T> inv_std(inv_std_.data.data(), k_);
-    if (affine_) {
-      VecMap<T>(ggamma_, k_) += (dY.array() * xhat.array()).colwise().sum().matrix();
-      VecMap<T>(gbeta_, k_) += dY.colwise().sum();
-    }
+    affine_.backward(dY, xhat, dX);
     if (!dX.data()) return;
-    if (affine_) dX.array() = dY.array().rowwise() * ConstVecMap<T>(gamma_, k_).array();
-    else dX = dY;
     if (training_) {
       VecMap<T> mean_g(tmp_.reserve(2 * k_), k_), mean_gx(tmp_.data.data() + k_, k_);
       if (synced()) {
@@ -140,8 +131,8 @@ class BatchNorm1d final : public Layer<T> {
 
   Index k_;
   double eps_, momentum_;
-  bool affine_, training_ = false;
-  T *gamma_ = nullptr, *beta_ = nullptr, *ggamma_ = nullptr, *gbeta_ = nullptr;
+  bool training_ = false;
+  FeatureAffine<T> affine_;
   T *rmean_ = nullptr, *rvar_ = nullptr, *tracked_ = nullptr;
   Scratch<T> xhat_, mean_, inv_std_, tmp_;
   const Collective* collective_ = nullptr;  // the network's; synced when it is active

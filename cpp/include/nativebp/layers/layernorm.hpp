@@ -3,13 +3,14 @@
 #include <cmath>
 
 #include "../layer.hpp"
+#include "feature_affine.hpp"
 
 namespace nativebp {
 
 template <typename T>
 class LayerNorm final : public Layer<T> {
  public:
-  LayerNorm(Index features, double eps, bool affine) : k_(features), eps_(eps), affine_(affine) {
+  LayerNorm(Index features, double eps, bool affine) : k_(features), eps_(eps), affine_(features, affine) {
     if (features < 1) throw ValueError("LayerNorm: num_features must be >= 1, got " + std::to_string(features));
     if (!(eps > 0)) throw ValueError("LayerNorm: eps must be > 0");
   }
@@ -19,16 +20,9 @@ class LayerNorm final : public Layer<T> {
       throw ValueError("LayerNorm(" + std::to_string(k_) + ") received input of width " + std::to_string(in));
     return k_;
   }
-  std::vector<ParamInfo> params() const override {
-    if (!affine_) return {};
-    return {{"weight", k_, 0, false}, {"bias", k_, 0, false}};
-  }
-  void bind(T* param, T* grad, T*) override {
-    if (affine_) { gamma_ = param; beta_ = param + k_; ggamma_ = grad; gbeta_ = grad + k_; }
-  }
-  void reset_parameters(Rng&) override {
-    if (affine_) for (Index j = 0; j < k_; ++j) { gamma_[j] = T(1); beta_[j] = T(0); }
-  }
+  std::vector<ParamInfo> params() const override { return affine_.params(); }
+  void bind(T* param, T* grad, T*) override { affine_.bind(param, grad); }
+  void reset_parameters(Rng&) override { affine_.reset(); }
   void reserve(Index batch) override { xhat_.reserve(std::size_t(batch * k_)); inv_std_.reserve(batch); }
 
   void forward(ConstMatMap<T> X, MatMap<T> Y, bool, Rng&) override {
@@ -38,9 +32,7 @@ class LayerNorm final : public Layer<T> {
     xhat = X.colwise() - X.rowwise().mean();
     inv_std = ((xhat.array().square().rowwise().sum() / T(k_)) + T(eps_)).rsqrt();  // biased variance
     xhat.array().colwise() *= inv_std.array();
-    if (affine_) Y.array() = (xhat.array().rowwise() * ConstVecMap<T>(gamma_, k_).array()).rowwise() +
-                               ConstVecMap<T>(beta_, k_).array();
-    else Y = xhat;
+    affine_.forward(ConstMatMap<T>(xhat.data(), n, k_), Y);
   }
 
   // g = dY gamma; dX = inv_std (g - mean_j(g) - xhat mean_j(g xhat)), per row
@@ -48,13 +40,8 @@ class LayerNorm final : public Layer<T> {
     const Index n = dY.rows();
     ConstMatMap<T> xhat(xhat_.data.data(), n, k_);
     Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>> inv_std(inv_std_.data.data(), n);
-    if (affine_) {
-      VecMap<T>(ggamma_, k_) += (dY.array() * xhat.array()).colwise().sum().matrix();
-      VecMap<T>(gbeta_, k_) += dY.colwise().sum();
-    }
+    affine_.backward(dY, xhat, dX);
     if (!dX.data()) return;
-    if (affine_) dX.array() = dY.array().rowwise() * ConstVecMap<T>(gamma_, k_).array();
-    else dX = dY;
     for (Index i = 0; i < n; ++i) {
       auto g = dX.row(i).array();
       const T mean_g = g.mean(), mean_gx = (g * xhat.row(i).array()).mean();
@@ -65,8 +52,7 @@ class LayerNorm final : public Layer<T> {
  private:
   Index k_;
   double eps_;
-  bool affine_;
-  T *gamma_ = nullptr, *beta_ = nullptr, *ggamma_ = nullptr, *gbeta_ = nullptr;
+  FeatureAffine<T> affine_;
   Scratch<T> xhat_, inv_std_;
 };
 
