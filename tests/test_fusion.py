@@ -53,3 +53,33 @@ def test_fused_relu_training_follows_the_unfused_trajectory():
             plain.train_step(X, y, loss="cross_entropy", optimizer=op)
     for a, b in zip(fused.parameters(), plain.parameters()):
         assert np.array_equal(a.value, b.value)
+
+
+# A float32 Dense after a Tanh multiplies its dX product by (1 - y^2) in the store and skips the
+# Tanh's own backward; float64 never fuses. The two must agree to float32 rounding.
+TANH_ARCHS = {
+    "dense-tanh-dense": lambda: [nb.Dense(9, 40), nb.Tanh(), nb.Dense(40, 3)],
+    "deep-tanh": lambda: [nb.Dense(9, 64)] + [l for _ in range(3) for l in (nb.Tanh(), nb.Dense(64, 64))] +
+                         [nb.Tanh(), nb.Dense(64, 1)],
+    "tanh-first": lambda: [nb.Tanh(), nb.Dense(9, 40), nb.Tanh(), nb.Dense(40, 3)],
+    "tanh-last": lambda: [nb.Dense(9, 40), nb.Tanh(), nb.Dense(40, 3), nb.Tanh()],
+    "narrow-output": lambda: [nb.Dense(9, 5), nb.Tanh(), nb.Dense(5, 2)],
+}
+
+
+@pytest.mark.parametrize("arch", list(TANH_ARCHS))
+@pytest.mark.parametrize("rows", [1, 7, 128])
+def test_fused_tanh_backward_matches_float64(arch, rows):
+    f32 = nb.Sequential(TANH_ARCHS[arch](), dtype="float32", seed=1)
+    f64 = nb.Sequential(TANH_ARCHS[arch](), dtype="float64", seed=1)
+    for a, b in zip(f32.parameters(), f64.parameters()):
+        b.value[...] = a.value
+    rng = np.random.default_rng(rows)
+    X = rng.standard_normal((rows, f32.in_features), dtype=np.float32)
+    y = rng.standard_normal((rows, f32.out_features), dtype=np.float32)
+    _, dx32 = f32.loss_and_grad(X, y, loss="mse", return_input_grad=True)
+    _, dx64 = f64.loss_and_grad(X.astype(np.float64), y.astype(np.float64), loss="mse", return_input_grad=True)
+    scale = max(np.abs(dx64).max(), 1e-3)
+    np.testing.assert_allclose(dx32, dx64, rtol=0, atol=1e-4 * scale)
+    for a, b in zip(f32.parameters(), f64.parameters()):
+        np.testing.assert_allclose(a.grad, b.grad, rtol=0, atol=1e-4 * max(np.abs(b.grad).max(), 1e-3), err_msg=a.name)

@@ -71,15 +71,17 @@ class Dense final : public Layer<T> {
     ep.relu = true;
     gemm::sgemm(false, false, X.rows(), out_, in_, X.data(), in_, w_, out_, A.data(), out_, false, ep);
   }
-  // backward() when X is the output of a ReLU: dL/dX is passed on through it,
-  // dX = (dY W^T) * [X > 0], the ReLU's backward folded into this product's store.
-  void backward_through_relu(ConstMatMap<T> X, ConstMatMap<T> dY, MatMap<T> dX) {
+  // backward() when X is the output of a ReLU, or of a Tanh (`tanh`): dL/dX is passed on through
+  // it, dX = (dY W^T) * [X > 0], or dX = (dY W^T) * (1 - X^2) (tanh' from its output), the
+  // activation's backward folded into this product's store.
+  void backward_through_activation(ConstMatMap<T> X, ConstMatMap<T> dY, MatMap<T> dX, bool tanh) {
     const Index n = X.rows();
     gemm::sgemm(true, false, in_, out_, n, X.data(), in_, dY.data(), out_, gw_, out_, true);  // dL/dW += X^T dY
     if (bias_) column_sums(dY.data(), n, out_, gb_);                                        // dL/db += sum_rows(dY)
     gemm::Epilogue ep;
     ep.mask = X.data();
     ep.ldm = in_;
+    ep.tanh_mask = tanh;
     gemm::sgemm(false, true, n, in_, out_, dY.data(), out_, w_, out_, dX.data(), in_, false, ep);
   }
 
