@@ -86,16 +86,19 @@ class Dense final : public Layer<T> {
   }
 
  private:
-  // g[j] += sum_i d[i][j]: one SIMD vector of columns at a time, summed down the rows.
+  // g[j] += sum_i d[i][j]: one SIMD vector of columns at a time, summed down the rows in four
+  // sums side by side (rows i mod 4), so the adds do not wait on each other (tiny: 3% of a step).
   static void column_sums(const float* d, Index rows, Index cols, float* g) {
     for (Index j = 0; j < cols; j += simd::W) {
       const int w = int(std::min<Index>(simd::W, cols - j));
-      simd::vf acc = simd::zero();
-      if (w == simd::W)
-        for (Index i = 0; i < rows; ++i) acc = simd::add(acc, simd::load(d + i * cols + j));
-      else
-        for (Index i = 0; i < rows; ++i) acc = simd::add(acc, simd::load_part(d + i * cols + j, w));
-      simd::store_part(g + j, simd::add(acc, simd::load_part(g + j, w)), w);
+      auto row = [&](Index i) { return w == simd::W ? simd::load(d + i * cols + j) : simd::load_part(d + i * cols + j, w); };
+      simd::vf acc[4] = {simd::zero(), simd::zero(), simd::zero(), simd::zero()};
+      Index i = 0;
+      for (; i + 4 <= rows; i += 4)
+        for (int u = 0; u < 4; ++u) acc[u] = simd::add(acc[u], row(i + u));
+      for (; i < rows; ++i) acc[0] = simd::add(acc[0], row(i));
+      const simd::vf sum = simd::add(simd::add(acc[0], acc[1]), simd::add(acc[2], acc[3]));
+      simd::store_part(g + j, simd::add(sum, simd::load_part(g + j, w)), w);
     }
   }
 
