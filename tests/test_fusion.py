@@ -83,3 +83,29 @@ def test_fused_tanh_backward_matches_float64(arch, rows):
     np.testing.assert_allclose(dx32, dx64, rtol=0, atol=1e-4 * scale)
     for a, b in zip(f32.parameters(), f64.parameters()):
         np.testing.assert_allclose(a.grad, b.grad, rtol=0, atol=1e-4 * max(np.abs(b.grad).max(), 1e-3), err_msg=a.name)
+
+
+# A train step lets every layer store its gradients instead of zeroing them and adding; a layer
+# that cannot (BatchNorm1d) makes the step zero them first. Either way the step's gradients are
+# the ones loss_and_grad computes on zeroed gradients, and loss_and_grad still adds.
+@pytest.mark.parametrize("layers", [
+    lambda: [nb.Dense(6, 16), nb.Tanh(), nb.Dense(16, 16), nb.ReLU(), nb.Dense(16, 2)],
+    lambda: [nb.Dense(6, 16), nb.Residual([nb.Dense(16, 16), nb.Tanh()]), nb.Dense(16, 2)],
+    lambda: [nb.Dense(6, 16), nb.BatchNorm1d(16), nb.ReLU(), nb.Dense(16, 2)],
+], ids=["dense", "residual", "batchnorm"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_train_step_gradients_equal_loss_and_grad_on_zeroed_gradients(layers, dtype):
+    a, b = nb.Sequential(layers(), dtype=dtype, seed=2), nb.Sequential(layers(), dtype=dtype, seed=2)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 6)).astype(dtype)
+    y = rng.standard_normal((20, 2)).astype(dtype)
+    for p in a.parameters():
+        p.grad[...] = 7.0  # stale gradients a step must not add to
+    a.train_step(X, y, loss="mse", optimizer=nb.optim.SGD(a, lr=0.0))
+    b.zero_grad()
+    b.loss_and_grad(X, y, loss="mse")
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert np.array_equal(p.grad, q.grad), p.name
+    b.loss_and_grad(X, y, loss="mse")  # accumulates: twice the gradient
+    for p, q in zip(a.parameters(), b.parameters()):
+        np.testing.assert_allclose(q.grad, 2 * p.grad, rtol=1e-6, atol=1e-7)

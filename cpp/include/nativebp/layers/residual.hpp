@@ -23,6 +23,8 @@ class Residual final : public Layer<T> {
   void bind(T* p, T* g, T* s) override { block_.bind(p, g, s); }
   void reset_parameters(Rng& rng) override { block_.reset_parameters(rng); }
   void freeze_noise(bool f) override { block_.freeze_noise(f); }
+  bool can_overwrite_grads() const override { return block_.can_overwrite_grads(); }
+  void set_overwrite_grads(bool on) override { block_.set_overwrite_grads(on); }
   void reserve(Index batch) override { fx_.reserve(std::size_t(batch * width_)); block_.reserve(batch); }
 
   void forward(ConstMatMap<T> X, MatMap<T> Y, bool training, Rng& rng) override {

@@ -53,6 +53,10 @@ class SequentialBlock final : public Layer<T> {
   }
   void reset_parameters(Rng& rng) override { for (auto& l : layers_) l->reset_parameters(rng); }
   void freeze_noise(bool f) override { for (auto& l : layers_) l->freeze_noise(f); }
+  bool can_overwrite_grads() const override {
+    return std::all_of(layers_.begin(), layers_.end(), [](const LayerPtr<T>& l) { return l->can_overwrite_grads(); });
+  }
+  void set_overwrite_grads(bool on) override { for (auto& l : layers_) l->set_overwrite_grads(on); }
 
   void reserve(Index batch) override {
     if (batch <= capacity_) return;
