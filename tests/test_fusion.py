@@ -64,6 +64,7 @@ TANH_ARCHS = {
     "tanh-first": lambda: [nb.Tanh(), nb.Dense(9, 40), nb.Tanh(), nb.Dense(40, 3)],
     "tanh-last": lambda: [nb.Dense(9, 40), nb.Tanh(), nb.Dense(40, 3), nb.Tanh()],
     "narrow-output": lambda: [nb.Dense(9, 5), nb.Tanh(), nb.Dense(5, 2)],
+    "narrow-hidden": lambda: [nb.Dense(9, 3), nb.Tanh(), nb.Dense(3, 4)],  # dX with 3 columns: scalar store
 }
 
 
