@@ -47,12 +47,14 @@ constexpr Index KC = 512, MC = 8, NC = 4;
 constexpr double kDirectWork = 1 << 19, kParallelWork = 1 << 20, kGemvParallel = 1 << 17;
 
 // What the store of C does after the product: + bias[j]; then max(0, .) (relu), or
-// * [mask[i][j] > 0] (the backward of a ReLU whose output is `mask`). NaN passes through both.
+// * [mask[i][j] > 0] (the backward of a ReLU whose output is `mask`), or with `tanh_mask`
+// * (1 - mask[i][j]^2) (the backward of a Tanh whose output is `mask`). NaN passes through all.
 struct Epilogue {
   const float* bias = nullptr;
   bool relu = false;
   const float* mask = nullptr;
   Index ldm = 0;
+  bool tanh_mask = false;
   // The same epilogue for the block of C that starts at (i, j).
   Epilogue at(Index i, Index j) const {
     Epilogue e = *this;
@@ -71,13 +73,19 @@ struct Epilogue {
     const bool full = cnt == W;
     if (bias) r = simd::add(r, full ? simd::load(bias + j) : simd::load_part(bias + j, cnt));
     if (relu) r = simd::max(simd::zero(), r);
-    if (mask) r = simd::keep_positive(full ? simd::load(mask + j) : simd::load_part(mask + j, cnt), r);
+    if (mask) {
+      const vf m = full ? simd::load(mask + j) : simd::load_part(mask + j, cnt);
+      r = tanh_mask ? simd::mul(r, simd::one_minus_square(m)) : simd::keep_positive(m, r);
+    }
     return r;
   }
   __attribute__((always_inline)) float apply(float v, Index i, Index j) const {
     if (bias) v += bias[j];
     if (relu) v = v < 0.0f ? 0.0f : v;
-    if (mask) v = mask[i * ldm + j] > 0.0f ? v : 0.0f;
+    if (mask) {
+      const float m = mask[i * ldm + j];
+      v = tanh_mask ? v * simd::one_minus_square(m) : m > 0.0f ? v : 0.0f;
+    }
     return v;
   }
 };

@@ -51,6 +51,12 @@ class Layer {
 
   // Reuse the last noise (e.g. dropout mask) instead of drawing anew: for gradient checks.
   virtual void freeze_noise(bool /*frozen*/) {}
+
+  // Whether backward can store its parameter gradients instead of adding to them, when told to
+  // by set_overwrite_grads(true): a train step then needs no zero_grad pass over the gradients.
+  // True for a layer without parameters (it writes none). Asked once, when the network is built.
+  virtual bool can_overwrite_grads() const { return params().empty(); }
+  virtual void set_overwrite_grads(bool /*on*/) {}
 };
 
 template <typename T>

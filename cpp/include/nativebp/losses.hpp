@@ -86,13 +86,24 @@ double loss_and_grad(const Loss& loss, ConstMatMap<T> Z, const Target<T>& y, T* 
   const T* z = Z.data();
   const T* t = y.dense;
   switch (loss.kind) {
-    case LossKind::MSE:  // L = mean((z - t)^2), dZ = 2 (z - t) / m
-      for (Index i = 0; i < m; ++i) {
+    case LossKind::MSE: {  // L = mean((z - t)^2), dZ = 2 (z - t) / m
+      // four sums side by side (elements i mod 4): one would wait on the adder at every element
+      double part[4] = {0, 0, 0, 0};
+      Index i = 0;
+      for (; i + 4 <= m; i += 4)
+        for (int u = 0; u < 4; ++u) {
+          const T d = z[i + u] - t[i + u];
+          part[u] += double(d) * double(d);
+          if (dZ) dZ[i + u] = T(2) * d * inv_m;
+        }
+      for (; i < m; ++i) {
         const T d = z[i] - t[i];
-        total += double(d) * double(d);
+        part[0] += double(d) * double(d);
         if (dZ) dZ[i] = T(2) * d * inv_m;
       }
+      total = (part[0] + part[1]) + (part[2] + part[3]);
       break;
+    }
     case LossKind::MAE:  // L = mean|z - t|, dZ = sign(z - t) / m
       for (Index i = 0; i < m; ++i) {
         const T d = z[i] - t[i];

@@ -110,6 +110,15 @@ inline vf load_part(const float* p, int n) { vf v = zero(); std::memcpy(&v, p, s
 inline void store_part(float* p, vf v, int n) { std::memcpy(p, &v, sizeof(float) * unsigned(n)); }
 #endif
 
+// 1 - m^2 (one fused multiply-add where the CPU has FMA), the same in every lane and in the
+// scalar form, so a product's vector and scalar stores agree.
+inline vf one_minus_square(vf m) { return fma(mul(m, set1(-1.0f)), m, set1(1.0f)); }
+#if defined(__FMA__)
+inline float one_minus_square(float m) { return __builtin_fmaf(-m, m, 1.0f); }
+#else  // simd::fma is a multiply then an add here: two roundings, as in the vector form
+inline float one_minus_square(float m) { return -m * m + 1.0f; }
+#endif
+
 #if !defined(__AVX512F__)
 inline void hsum8(const vf* v, float* out) {
   for (int i = 0; i < 8; ++i) out[i] = hsum(v[i]);

@@ -24,6 +24,8 @@ class Residual final : public Layer<T> {
   void reset_parameters(Rng& rng) override { block_.reset_parameters(rng); }
   void freeze_noise(bool f) override { block_.freeze_noise(f); }
   void set_collective(const Collective* c) override { block_.set_collective(c); }
+  bool can_overwrite_grads() const override { return block_.can_overwrite_grads(); }
+  void set_overwrite_grads(bool on) override { block_.set_overwrite_grads(on); }
   void reserve(Index batch) override { fx_.reserve(std::size_t(batch * width_)); block_.reserve(batch); }
 
   void forward(ConstMatMap<T> X, MatMap<T> Y, bool training, Rng& rng) override {
