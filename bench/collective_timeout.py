@@ -9,7 +9,6 @@ round, without a timeout. Rank 0 prints the median time per step of each and the
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -17,31 +16,18 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-import nativebp as nb
-from nativebp.distributed import DataParallel
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from configs import CONFIGS, make_data  # noqa: E402
+from mpi_setup import ab_arguments, mnist  # noqa: E402
+
+from nativebp.distributed import DataParallel  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--epochs", type=int, default=2)
-    args = ap.parse_args()
-    nb.set_num_threads(1)
+    args = ab_arguments(__doc__)
     comm = MPI.COMM_WORLD
-    cfg = CONFIGS["mnist"]
-    X, y = make_data(cfg, 0)
-    s = cfg["sizes"]
-    layers = []
-    for a, b in zip(s[:-1], s[1:]):
-        layers += [nb.Dense(a, b), nb.ReLU()]
-    net = nb.Sequential(layers[:-1], dtype="float32", seed=0)
-    opt = nb.optim.Adam(net, lr=cfg["lr"])
+    _, X, y, net, _, fit = mnist()
     dp = DataParallel(net, timeout=60)
     timer = dp._timer
-    fit = dict(loss=cfg["loss"], optimizer=opt, batch_size=cfg["batch"], verbose=0)
     dp.fit(X, y, epochs=1, **fit)  # warm-up
     per_step = {True: [], False: []}
     for _ in range(args.rounds):

@@ -13,7 +13,6 @@ all-reduces per step (including waiting for the other rank), and those 6 all-red
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -21,28 +20,21 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-import nativebp as nb
-from nativebp.distributed import DataParallel
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from configs import CONFIGS, make_data  # noqa: E402
+from configs import CONFIGS  # noqa: E402
+from mpi_setup import ab_arguments, mnist  # noqa: E402
+
+import nativebp as nb  # noqa: E402
+from nativebp.distributed import DataParallel  # noqa: E402
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--epochs", type=int, default=2)
-    args = ap.parse_args()
-    nb.set_num_threads(1)
+    args = ab_arguments(__doc__)
     comm = MPI.COMM_WORLD
-    cfg = CONFIGS["mnist"]
-    X, y = make_data(cfg, 0)
-    a, h1, h2, out = cfg["sizes"]
-    net = nb.Sequential([nb.Dense(a, h1), nb.BatchNorm1d(h1), nb.ReLU(), nb.Dense(h1, h2), nb.BatchNorm1d(h2),
-                         nb.ReLU(), nb.Dense(h2, out)], dtype="float32", seed=0)
-    opt = nb.optim.Adam(net, lr=cfg["lr"])
+    a, h1, h2, out = CONFIGS["mnist"]["sizes"]
+    _, X, y, net, _, fit = mnist([nb.Dense(a, h1), nb.BatchNorm1d(h1), nb.ReLU(), nb.Dense(h1, h2),
+                                  nb.BatchNorm1d(h2), nb.ReLU(), nb.Dense(h2, out)])
     dp = DataParallel(net)
-    fit = dict(loss=cfg["loss"], optimizer=opt, batch_size=cfg["batch"], verbose=0)
     dp.fit(X, y, epochs=1, **fit)  # warm-up
     per_step = {True: [], False: []}
     bn_comm = []
