@@ -220,6 +220,7 @@ def test_errors_every_rank_detects_are_raised_on_every_rank_without_abort(tmp_pa
     for case, kind in (("different_data", "ValueError: fit: the ranks passed different X"),
                        ("one_row_batch", "ValueError: batch_size: the last batch would have 1 row"),
                        ("non_finite_loss", "FloatingPointError: train_step: the loss is inf"),
+                       ("non_finite_summed_gradient", "FloatingPointError: train_step: the summed gradient became NaN"),
                        ("no_rows", "ValueError: X: every rank passed 0 rows"),
                        ("one_row_in_all", "ValueError: X: the ranks passed 1 row in all, and BatchNorm needs")):
         assert all(c is not None and c.startswith(kind) for c in r[case]), r[case]

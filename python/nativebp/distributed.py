@@ -44,6 +44,7 @@ import zlib
 
 import numpy as np
 
+from . import _core
 from ._checks import check_int, check_loss, check_number
 from .training import _check_metrics as _metrics, _clip  # the same argument checks as fit
 
@@ -327,6 +328,12 @@ class DataParallel:
         value += self._penalty(l1, l2)
         if clip_norm or clip_value:
             eng.clip_grad(clip_norm, clip_value)
+        if not _core.all_finite(self._grad):  # the summed gradient is the same on every rank: all agree
+            if before is not None:
+                state[...] = before
+            raise _everywhere(FloatingPointError(
+                f"train_step: the summed gradient became NaN or infinite (loss {value}); the step was skipped on "
+                f"every rank and the weights are unchanged (lower the learning rate or clip gradients)"))
         eng.step(optimizer._engine, optimizer._owned)
         self.steps += 1
         if self._timer is not None:
