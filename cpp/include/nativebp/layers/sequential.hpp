@@ -104,21 +104,12 @@ class SequentialBlock final : public Layer<T> {
       const T* out = i + 1 == layers_.size() ? Y.data() : acts_[i].data.data();
       const int next = holding == 0 ? 1 : 0;
       if constexpr (std::is_same_v<T, float>) {
-        if (i >= 2 && fused_dense(i - 2) && dense_[i]) {  // Dense <- ReLU <- Dense: skip the ReLU
+        // Dense <- ReLU <- Dense (fused) or Dense <- Tanh <- any layer: skip the activation
+        if (i >= 2 && dense_[i] && (fused_dense(i - 2) || tanh_[i - 1])) {
           T* grad_in = grad_[next].data.data();
           dense_[i]->backward_through_activation(ConstMatMap<T>(in, n, widths_[i]),
                                                  ConstMatMap<T>(grad_out, n, widths_[i + 1]),
-                                                 MatMap<T>(grad_in, n, widths_[i - 1]), false);
-          grad_out = grad_in;
-          holding = next;
-          --i;
-          continue;
-        }
-        if (i >= 2 && tanh_[i - 1] && dense_[i]) {  // Dense <- Tanh <- any layer: skip the Tanh
-          T* grad_in = grad_[next].data.data();
-          dense_[i]->backward_through_activation(ConstMatMap<T>(in, n, widths_[i]),
-                                                 ConstMatMap<T>(grad_out, n, widths_[i + 1]),
-                                                 MatMap<T>(grad_in, n, widths_[i - 1]), true);
+                                                 MatMap<T>(grad_in, n, widths_[i - 1]), tanh_[i - 1] != 0);
           grad_out = grad_in;
           holding = next;
           --i;

@@ -80,16 +80,9 @@ inline void for_each_range(Index n, F&& f) {
 // f(i) touches element i only: ivdep lets the compiler vectorize through the captured pointers.
 template <typename F>
 inline void for_each_element(Index n, F&& f) {
-  const Index tasks = n < kParallelThreshold ? 1 : n / kTaskElements;
-  if (tasks < 2 || max_threads() < 2) {
+  for_each_range(n, [&](Index i0, Index i1) {
 #pragma GCC ivdep
-    for (Index i = 0; i < n; ++i) f(i);
-    return;
-  }
-  threads::parallel_for(tasks, [&](Index t) {
-    const Index i1 = n * (t + 1) / tasks;
-#pragma GCC ivdep
-    for (Index i = n * t / tasks; i < i1; ++i) f(i);
+    for (Index i = i0; i < i1; ++i) f(i);
   });
 }
 
