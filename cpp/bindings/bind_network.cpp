@@ -327,6 +327,12 @@ void bind_network_t(py::module_& m, const char* name) {
              std::lock_guard<std::mutex> lock(n.mutex());
              return n.clip(max_norm, max_value);
            })
+      .def("grads_finite",
+           [](Net& n) {
+             py::gil_scoped_release release;
+             std::lock_guard<std::mutex> lock(n.mutex());
+             return n.grads_finite();
+           })
       .def("evaluate",
            [](Net& n, const Array<T>& X, const py::object& y, const std::string& loss_name, double delta, Index batch,
               bool accuracy, bool errors) {

@@ -44,7 +44,6 @@ import zlib
 
 import numpy as np
 
-from . import _core
 from ._checks import check_int, check_loss, check_number
 from .training import _check_metrics as _metrics, _clip  # the same argument checks as fit
 
@@ -328,7 +327,7 @@ class DataParallel:
         value += self._penalty(l1, l2)
         if clip_norm or clip_value:
             eng.clip_grad(clip_norm, clip_value)
-        if not _core.all_finite(self._grad):  # the summed gradient is the same on every rank: all agree
+        if not eng.grads_finite():  # the summed gradient is the same on every rank: all agree
             if before is not None:
                 state[...] = before
             raise _everywhere(FloatingPointError(
