@@ -101,6 +101,7 @@ class Pool {
     job.pinned = pinned && n <= kMaxPinned;
     job.fn = [](void* ctx, Index i) { (*static_cast<F*>(ctx))(i); };
     job.ctx = &f;
+    note_caller_cpu();
     job_.store(&job, std::memory_order_seq_cst);
     generation_.fetch_add(1, std::memory_order_seq_cst);
     if (sleepers_.load(std::memory_order_seq_cst) > 0) {
@@ -219,6 +220,21 @@ class Pool {
     return nullptr;
   }
 
+  // The CPU the last job's caller ran on (-1 where unknown), for spinning workers to compare with.
+  void note_caller_cpu() {
+#ifdef __linux__
+    caller_cpu_.store(sched_getcpu(), std::memory_order_relaxed);
+#endif
+  }
+  bool on_callers_cpu() const {
+#ifdef __linux__
+    const int c = caller_cpu_.load(std::memory_order_relaxed);
+    return c >= 0 && sched_getcpu() == c;
+#else
+    return false;
+#endif
+  }
+
   static int& worker_id() {  // 0 for callers, 1.. for the pool's workers
     static thread_local int id = 0;
     return id;
@@ -245,7 +261,12 @@ class Pool {
     for (unsigned i = 1;; ++i) {
       if (generation_.load(std::memory_order_acquire) != seen) return;
       NATIVEBP_PAUSE();
-      if ((i & 255) == 0 && std::chrono::steady_clock::now() - start > spin) break;
+      if ((i & 255) == 0) {
+        if (std::chrono::steady_clock::now() - start > spin) break;
+        // With another process on the other core the scheduler may put this worker on the
+        // caller's: then spinning would halve the caller's time, so give the core back.
+        if (on_callers_cpu()) sched_yield();
+      }
     }
     std::unique_lock<std::mutex> lock(sleep_mutex_);
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
@@ -279,7 +300,7 @@ class Pool {
   std::atomic<std::int64_t> solo_until_{0};     // steady-clock ns until which jobs run on the caller
   std::atomic<std::int64_t> stalls_{0};
   std::atomic<std::uint64_t> generation_{0};
-  std::atomic<int> sleepers_{0}, inside_{0}, next_id_{0};
+  std::atomic<int> sleepers_{0}, inside_{0}, next_id_{0}, caller_cpu_{-1};
   std::atomic<Job*> job_{nullptr};
 };
 
