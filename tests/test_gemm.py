@@ -11,6 +11,7 @@ SHAPES = [  # (m, n, k): which path each exercises
     (1, 1, 1), (1, 256, 784), (2, 70, 33),           # one or two rows (inference of a sample)
     (100, 2, 64), (64, 1, 100), (7, 3, 5), (33, 4, 17),  # narrow outputs
     (100, 64, 10), (32, 64, 64), (13, 37, 29),        # small: A unpacked
+    (100, 64, 2), (37, 70, 12), (9, 5, 1), (6000, 100, 3),  # short k: op(B) in registers, rows split
     (128, 256, 300), (300, 200, 130), (257, 129, 515),  # packed, ragged edges, several k-blocks
 ]
 
@@ -40,7 +41,7 @@ def test_sgemm_matches_float64_numpy_for_every_transpose_and_path(m, n, k, ta, t
     np.testing.assert_allclose(got, _reference(A, B, ta, tb), rtol=0, atol=2e-5 * np.sqrt(k) * 4)
 
 
-@pytest.mark.parametrize("m,n,k", [(100, 2, 64), (32, 64, 64), (257, 129, 515), (1, 256, 784)])
+@pytest.mark.parametrize("m,n,k", [(100, 2, 64), (32, 64, 64), (257, 129, 515), (1, 256, 784), (100, 70, 2), (40, 33, 11)])
 def test_sgemm_accumulates_into_C_and_adds_the_bias_row(m, n, k):
     rng = np.random.default_rng(1)
     for ta, tb in [(False, False), (True, False), (False, True)]:
@@ -65,16 +66,17 @@ def test_sgemm_overwrites_the_given_C_when_not_accumulating():
 
 def test_sgemm_result_does_not_depend_on_the_thread_count():
     rng = np.random.default_rng(3)
-    A, B = _operands(rng, 300, 520, 700, False, True)
     before = nb.get_num_threads()
-    try:
-        nb.set_num_threads(1)
-        one = _core.sgemm(A, B, False, True)
-        nb.set_num_threads(2)
-        two = _core.sgemm(A, B, False, True)
-    finally:
-        nb.set_num_threads(before)
-    assert np.array_equal(one, two)
+    for m, n, k in [(300, 520, 700), (9000, 96, 5)]:  # packed; short k, rows split
+        A, B = _operands(rng, m, n, k, False, True)
+        try:
+            nb.set_num_threads(1)
+            one = _core.sgemm(A, B, False, True)
+            nb.set_num_threads(2)
+            two = _core.sgemm(A, B, False, True)
+        finally:
+            nb.set_num_threads(before)
+        assert np.array_equal(one, two)
 
 
 def test_sgemm_rejects_mismatched_inner_dimensions():

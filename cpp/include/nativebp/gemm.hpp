@@ -69,12 +69,14 @@ struct Epilogue {
     if (!last) e.relu = false, e.mask = nullptr;
     return e;
   }
-  __attribute__((always_inline)) vf apply(vf r, Index j, int cnt) const {
+  __attribute__((always_inline)) vf apply(vf r, Index j, int cnt) const { return apply(r, mask, j, cnt); }
+  // The same with the mask's row given (mask_row: this row of `mask`, or null when there is none).
+  __attribute__((always_inline)) vf apply(vf r, const float* mask_row, Index j, int cnt) const {
     const bool full = cnt == W;
     if (bias) r = simd::add(r, full ? simd::load(bias + j) : simd::load_part(bias + j, cnt));
     if (relu) r = simd::max(simd::zero(), r);
-    if (mask) {
-      const vf m = full ? simd::load(mask + j) : simd::load_part(mask + j, cnt);
+    if (mask_row) {
+      const vf m = full ? simd::load(mask_row + j) : simd::load_part(mask_row + j, cnt);
       r = tanh_mask ? simd::mul(r, simd::one_minus_square(m)) : simd::keep_positive(m, r);
     }
     return r;
@@ -297,6 +299,84 @@ inline void direct(Index m, Index n, Index k, const float* A, Index lda, const f
                                int(std::min<Index>(NR, n - j)), accumulate, ep.at(i, j));
 }
 
+// ---------------------------------------------------------------- short products (k <= kShortK)
+// With k this small a register tile of C gets few FMAs per load and store, and the tile kernel's
+// per-call cost dominates (100 x 64 x 2: 0.9 us, against 0.25 us here). Instead a K x V*W panel
+// of op(B) stays in registers (K * V <= 24 of 32) while the rows of A stream past it. Same
+// arithmetic as `micro` (FMAs from zero in p order, then + C, then the epilogue): same bits.
+constexpr int kShortK = 12;
+constexpr int kShortRegs = W == 16 ? 24 : 12;  // of 32 zmm / 16 ymm or xmm: the rest for A and C
+
+template <int K, int V, Src SA>
+inline void short_rows(Index m, int n, const float* A, Index lda, const float* panel, float* C, Index ldc,
+                       bool accumulate, const Epilogue& ep) {
+  vf b[K][V];
+#pragma GCC unroll 16
+  for (int p = 0; p < K; ++p)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) b[p][v] = simd::load(panel + (p * V + v) * W);
+  for (Index i = 0; i < m; ++i) {
+    const float* a = SA == Src::Rows ? A + i * lda : A + i;
+    vf acc[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) acc[v] = simd::zero();
+#pragma GCC unroll 16
+    for (int p = 0; p < K; ++p) {
+      const vf ai = simd::set1(SA == Src::Rows ? a[p] : a[p * lda]);
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) acc[v] = simd::fma(ai, b[p][v], acc[v]);
+    }
+    float* c = C + i * ldc;
+    const float* mask_row = ep.mask ? ep.mask + i * ep.ldm : nullptr;
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) {
+      const int col = v * W, cnt = std::min(W, n - col);
+      if (cnt <= 0) break;
+      vf r = acc[v];
+      if (cnt == W) {
+        if (accumulate) r = simd::add(r, simd::load(c + col));
+        simd::store(c + col, ep.apply(r, mask_row, col, cnt));
+      } else {
+        if (accumulate) r = simd::add(r, simd::load_part(c + col, cnt));
+        simd::store_part(c + col, ep.apply(r, mask_row, col, cnt), cnt);
+      }
+    }
+  }
+}
+
+// short_rows<k, V> for a runtime k (<= kShortK) and V (4, 2 or 1, k * V <= kShortRegs).
+template <Src SA, int K = 1>
+inline void short_rows_for(int k, int V, Index m, int n, const float* A, Index lda, const float* panel, float* C,
+                           Index ldc, bool accumulate, const Epilogue& ep) {
+  if (k == K) {
+    if constexpr (K * 4 <= kShortRegs) if (V == 4) return short_rows<K, 4, SA>(m, n, A, lda, panel, C, ldc, accumulate, ep);
+    if constexpr (K * 2 <= kShortRegs) if (V == 2) return short_rows<K, 2, SA>(m, n, A, lda, panel, C, ldc, accumulate, ep);
+    return short_rows<K, 1, SA>(m, n, A, lda, panel, C, ldc, accumulate, ep);
+  }
+  if constexpr (K < kShortK) short_rows_for<SA, K + 1>(k, V, m, n, A, lda, panel, C, ldc, accumulate, ep);
+}
+
+// C (m x n) from op(A) (m x k, k <= kShortK) and op(B), in passes of V*W columns: each pass
+// copies its k x V*W block of op(B) (gathering a B^T; zero past column n) into a panel.
+template <Src SA>
+inline void short_k(bool tb, Index m, Index n, Index k, const float* A, Index lda, const float* B, Index ldb, float* C,
+                    Index ldc, bool accumulate, const Epilogue& ep) {
+  int V = 4;
+  while (V > 1 && (k * V > kShortRegs || (V / 2) * W >= n)) V /= 2;
+  alignas(64) float panel[kShortK * 4 * W];
+  for (Index j0 = 0; j0 < n; j0 += V * W) {
+    const int cols = int(std::min<Index>(V * W, n - j0));
+    if (cols < V * W) std::memset(panel, 0, sizeof(float) * std::size_t(k * V * W));
+    if (tb) {
+      for (int j = 0; j < cols; ++j)
+        for (Index p = 0; p < k; ++p) panel[p * V * W + j] = B[(j0 + j) * ldb + p];
+    } else {
+      for (Index p = 0; p < k; ++p) std::memcpy(panel + p * V * W, B + p * ldb + j0, sizeof(float) * std::size_t(cols));
+    }
+    short_rows_for<SA>(int(k), V, m, cols, A, lda, panel, C + j0, ldc, accumulate, ep.at(0, j0));
+  }
+}
+
 // Rows i0..i1 and columns j0..j1 of C (j0 a multiple of NR) as a small product. A B^T is packed
 // first, by the thread that uses it, into its own scratch: the kernel wants rows of op(B).
 inline void direct_part(bool ta, bool tb, Index i0, Index i1, Index j0, Index j1, Index k, const float* A, Index lda,
@@ -305,6 +385,11 @@ inline void direct_part(bool ta, bool tb, Index i0, Index i1, Index j0, Index j1
   float* c = C + i0 * ldc + j0;
   const Epilogue e = ep.at(i0, j0);
   const Index mm = i1 - i0, nn = j1 - j0;
+  if (k <= kShortK && mm > 2) {
+    if (ta) short_k<Src::Cols>(tb, mm, nn, k, a, lda, B + (tb ? j0 * ldb : j0), ldb, c, ldc, accumulate, e);
+    else short_k<Src::Rows>(tb, mm, nn, k, a, lda, B + (tb ? j0 * ldb : j0), ldb, c, ldc, accumulate, e);
+    return;
+  }
   if (tb) {
     const Index pb = ceil_div(nn, NR);
     float* Bp = scratch(1).get(std::size_t(pb * NR * k));
@@ -491,7 +576,7 @@ inline void sgemm(bool ta, bool tb, Index m, Index n, Index k, const float* A, I
   }
   if (n <= kNarrow && m > n) return narrow(ta, tb, m, int(n), k, A, lda, B, ldb, C, ldc, accumulate, ep);
   const double work = double(m) * double(n) * double(k);
-  if (work <= kDirectWork || m <= 2) return small(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, accumulate, ep);
+  if (work <= kDirectWork || m <= 2 || k <= kShortK) return small(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, accumulate, ep);
   packed(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, accumulate, ep, threads_for(work));
 }
 
