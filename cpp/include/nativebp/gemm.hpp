@@ -300,11 +300,13 @@ inline void direct(Index m, Index n, Index k, const float* A, Index lda, const f
 }
 
 // ---------------------------------------------------------------- short products (k <= kShortK)
-// With k this small a register tile of C gets few FMAs per load and store, and the tile kernel's
-// per-call cost dominates (100 x 64 x 2: 0.9 us, against 0.25 us here). Instead a K x V*W panel
-// of op(B) stays in registers (K * V <= 24 of 32) while the rows of A stream past it. Same
-// arithmetic as `micro` (FMAs from zero in p order, then + C, then the epilogue): same bits.
-constexpr int kShortK = 12;
+// With k this small a register tile of C gets few FMAs per load and store, and the tile
+// kernel's per-call cost dominates (100 x 64 x 2 with a ReLU mask, AVX-512: 1.07 us as tiles,
+// 0.71 us here). A K x V*W panel of op(B) stays in registers (K * V <= 24 of 32) while the rows
+// of A stream past it. Same arithmetic as `micro` (FMAs from zero in p order, then + C, then the
+// epilogue): same bits. With 16 registers (AVX2, SSE) a panel of more than 4 rows leaves too
+// few columns per pass: 100 x 64 x 10 took 2.3 us this way against 1.8 us as tiles (AVX2).
+constexpr int kShortK = W == 16 ? 12 : 4;
 constexpr int kShortRegs = W == 16 ? 24 : 12;  // of 32 zmm / 16 ymm or xmm: the rest for A and C
 
 template <int K, int V, Src SA>
