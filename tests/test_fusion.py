@@ -15,6 +15,10 @@ ARCHS = {
     "in-a-residual": lambda r: [nb.Dense(9, 16), nb.Residual([nb.Dense(16, 16), r(), nb.Dense(16, 16)]), r(),
                                 nb.Dense(16, 3)],
     "large-packed": lambda r: [nb.Dense(300, 700), r(), nb.Dense(700, 500), r(), nb.Dense(500, 3)],
+    # a 1- or 2-output Dense after a ReLU: weight gradient and dX in one pass (whole and partial blocks)
+    "two-outputs": lambda r: [nb.Dense(10, 64), r(), nb.Dense(64, 2)],
+    "one-output": lambda r: [nb.Dense(9, 70), r(), nb.Dense(70, 1)],
+    "five-inputs": lambda r: [nb.Dense(9, 5), r(), nb.Dense(5, 2)],
 }
 
 
@@ -32,10 +36,12 @@ def test_fused_relu_matches_the_unfused_computation_exactly(arch, rows):
     fused, plain = _pair(arch)
     rng = np.random.default_rng(rows)
     X = rng.standard_normal((rows, fused.in_features), dtype=np.float32)
-    y = rng.integers(0, 3, rows)
+    y = rng.integers(0, fused.out_features, rows) if fused.out_features > 1 else \
+        rng.standard_normal((rows, 1), dtype=np.float32)
+    loss = "cross_entropy" if fused.out_features > 1 else "mse"
     assert np.array_equal(fused.forward(X), plain.forward(X))
-    lf, dxf = fused.loss_and_grad(X, y, loss="cross_entropy", return_input_grad=True)
-    lp, dxp = plain.loss_and_grad(X, y, loss="cross_entropy", return_input_grad=True)
+    lf, dxf = fused.loss_and_grad(X, y, loss=loss, return_input_grad=True)
+    lp, dxp = plain.loss_and_grad(X, y, loss=loss, return_input_grad=True)
     assert lf == lp
     assert np.array_equal(dxf, dxp)
     for a, b in zip(fused.parameters(), plain.parameters()):

@@ -520,6 +520,69 @@ inline void narrow(bool ta, bool tb, Index m, int n, Index k, const float* A, In
   else narrow_dot<4>(m, n, k, A, lda, bt, ldbt, C, ldc, accumulate, ep);
 }
 
+// ---------------------------------------------------------------- a narrow layer's backward
+// Y = X W + b with n <= kNarrowFused outputs, X the output of a ReLU or Tanh: the weight gradient
+// G (in x n) (+)= X^T dY and dX = (dY W^T) * act'(X) in one pass over X, each row loaded once
+// for both (as two products, X is read twice and tiny's step spent 8% in the first). The
+// arithmetic of narrow_ta and short_k, so the same bits: G's sums run down the rows by FMAs
+// from zero and are then added to G; dX sums over the n outputs by FMAs from zero, then the mask.
+constexpr int kNarrowFused = 2;
+
+template <int N>
+inline void narrow_backward_through(Index m, Index in, const float* X, const float* dY, const float* Wt, float* G,
+                                    bool accumulate, float* dX, bool tanh) {
+  constexpr int V = 4, L = V * W;
+  alignas(64) float wt[N * L];   // W^T for this block of columns, zero past `in`
+  alignas(64) float sums[N * L];
+  for (Index c0 = 0; c0 < in; c0 += L) {
+    const int cols = int(std::min<Index>(L, in - c0));
+    for (int j = 0; j < N; ++j)
+      for (int q = 0; q < L; ++q) wt[j * L + q] = q < cols ? Wt[(c0 + q) * N + j] : 0.0f;
+    vf w[N][V], g[N][V];
+    for (int j = 0; j < N; ++j)
+      for (int v = 0; v < V; ++v) w[j][v] = simd::load(wt + j * L + v * W), g[j][v] = simd::zero();
+    for (Index i = 0; i < m; ++i) {
+      const float* x = X + i * in + c0;
+      float* dx = dX + i * in + c0;
+      vf d[N];
+      for (int j = 0; j < N; ++j) d[j] = simd::set1(dY[i * N + j]);
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) {
+        const int col = v * W, cnt = std::min(W, cols - col);
+        if (cnt <= 0) break;
+        const vf xv = cnt == W ? simd::load(x + col) : simd::load_part(x + col, cnt);
+        vf r = simd::zero();
+        for (int j = 0; j < N; ++j) {
+          g[j][v] = simd::fma(d[j], xv, g[j][v]);  // dL/dW[p][j] += X[i][p] dY[i][j]
+          r = simd::fma(d[j], w[j][v], r);         // (dY W^T)[i][p]
+        }
+        r = tanh ? simd::mul(r, simd::one_minus_square(xv)) : simd::keep_positive(xv, r);
+        if (cnt == W) simd::store(dx + col, r);
+        else simd::store_part(dx + col, r, cnt);
+      }
+    }
+    for (int j = 0; j < N; ++j)
+      for (int v = 0; v < V; ++v) simd::store(sums + j * L + v * W, g[j][v]);
+    for (int q = 0; q < cols; ++q)
+      for (int j = 0; j < N; ++j) {
+        float* gp = G + (c0 + q) * N + j;
+        *gp = (accumulate ? *gp : 0.0f) + sums[j * L + q];
+      }
+  }
+}
+
+// Whether narrow_backward_through serves this layer: few outputs, more than kNarrow inputs (so
+// that the products it replaces are narrow_ta's and short_k's), little enough work for one thread.
+inline bool fuses_narrow_backward(Index m, Index in, Index n) {
+  return n <= kNarrowFused && in > kNarrow && double(m) * double(in) * double(n) < kParallelWork;
+}
+
+inline void narrow_backward_through(Index m, Index in, Index n, const float* X, const float* dY, const float* W,
+                                    float* G, bool accumulate, float* dX, bool tanh) {
+  if (n == 1) narrow_backward_through<1>(m, in, X, dY, W, G, accumulate, dX, tanh);
+  else narrow_backward_through<2>(m, in, X, dY, W, G, accumulate, dX, tanh);
+}
+
 // ---------------------------------------------------------------- large products
 // Packs op(B) (and op(A) unless read in place), in parallel, then computes MC x NC tiles of C as
 // pool tasks, several per thread so that a late or busy thread delays little.

@@ -84,8 +84,10 @@ class Dense final : public Layer<T> {
   // activation's backward folded into this product's store.
   void backward_through_activation(ConstMatMap<T> X, ConstMatMap<T> dY, MatMap<T> dX, bool tanh) {
     const Index n = X.rows();
+    if (bias_) column_sums(dY.data(), n, out_, gb_, !overwrite_);  // dL/db (+)= sum_rows(dY)
+    if (gemm::fuses_narrow_backward(n, in_, out_))  // both products below in one pass over X
+      return gemm::narrow_backward_through(n, in_, out_, X.data(), dY.data(), w_, gw_, !overwrite_, dX.data(), tanh);
     gemm::sgemm(true, false, in_, out_, n, X.data(), in_, dY.data(), out_, gw_, out_, !overwrite_);  // dL/dW (+)= X^T dY
-    if (bias_) column_sums(dY.data(), n, out_, gb_, !overwrite_);                                  // dL/db (+)= sum_rows(dY)
     gemm::Epilogue ep;
     ep.mask = X.data();
     ep.ldm = in_;
