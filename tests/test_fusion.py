@@ -19,6 +19,7 @@ ARCHS = {
     "two-outputs": lambda r: [nb.Dense(10, 64), r(), nb.Dense(64, 2)],
     "one-output": lambda r: [nb.Dense(9, 70), r(), nb.Dense(70, 1)],
     "five-inputs": lambda r: [nb.Dense(9, 5), r(), nb.Dense(5, 2)],
+    "relu-on-two-outputs": lambda r: [nb.Dense(10, 64), r(), nb.Dense(64, 2), r()],  # ReLU in a 2-column store
 }
 
 

@@ -453,6 +453,15 @@ template <int NJ>
 inline void narrow_dot(Index m, int n, Index k, const float* A, Index lda, const float* bt, Index ldbt, float* C,
                        Index ldc, bool accumulate, const Epilogue& ep) {
   constexpr int RI = 4;
+#if defined(__AVX512F__)
+  // All n columns, rows ldc apart: a block's outputs are contiguous, stored as one vector
+  // (the mask epilogue keeps the scalar path).
+  const bool contiguous = n == NJ && ldc == NJ && !ep.mask;
+  alignas(64) float bias_row[W] = {};
+  if (ep.bias)
+    for (int q = 0; q < W; ++q) bias_row[q] = ep.bias[q % NJ];
+  const vf bias_lanes = simd::load(bias_row);  // bias[q % NJ]: output q's column's bias
+#endif
   for (Index i0 = 0; i0 < m; i0 += RI) {
     const int rows = int(std::min<Index>(RI, m - i0));
     const float* a[RI];
@@ -482,8 +491,22 @@ inline void narrow_dot(Index m, int n, Index k, const float* A, Index lda, const
     }
     constexpr int kSums = (RI * NJ + 7) / 8 * 8;  // whole groups of 8 for simd::hsum8
     vf all[kSums];
-    float sum[kSums];
     for (int q = 0; q < kSums; ++q) all[q] = q < RI * NJ ? acc[q / NJ][q % NJ] : simd::zero();
+#if defined(__AVX512F__)
+    if (contiguous) {  // sum q = r * NJ + j is C[i0 + r][j]: one vector of the block's outputs
+      vf r = simd::hsum8_lanes(all);
+      if constexpr (kSums == 16)
+        r = _mm512_insertf32x8(r, _mm512_castps512_ps256(simd::hsum8_lanes(all + 8)), 1);
+      const int cnt = rows * NJ;
+      float* c = C + i0 * NJ;
+      r = simd::add(accumulate ? simd::load_part(c, cnt) : simd::zero(), r);  // as (C or 0) + sum below
+      if (ep.bias) r = simd::add(r, bias_lanes);
+      if (ep.relu) r = simd::max(simd::zero(), r);
+      simd::store_part(c, r, cnt);
+      continue;
+    }
+#endif
+    float sum[kSums];
     for (int q = 0; q < kSums; q += 8) simd::hsum8(all + q, sum + q);
     for (int r = 0; r < rows; ++r)
       for (int j = 0; j < n; ++j) {

@@ -24,8 +24,9 @@ inline vf add(vf a, vf b) { return _mm512_add_ps(a, b); }
 inline vf mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 inline vf max(vf a, vf b) { return _mm512_max_ps(a, b); }
 inline float hsum(vf v) { return _mm512_reduce_add_ps(v); }
-// out[i] = hsum(v[i]) for 8 vectors at once: a shuffle tree shares the work (23 ops, not 64).
-inline void hsum8(const vf* v, float* out) {
+// hsum(v[i]) for 8 vectors at once, in lanes 0-7 of the result (lanes 8-15: copies): a shuffle
+// tree shares the work (24 ops, not 64).
+__attribute__((always_inline)) inline vf hsum8_lanes(const vf* v) {
   vf t[4], u[2];
   for (int k = 0; k < 4; ++k)  // halves: [v2k q0+q2, q1+q3, v2k+1 q0+q2, q1+q3]
     t[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
@@ -35,9 +36,11 @@ inline void hsum8(const vf* v, float* out) {
                          _mm512_shuffle_f32x4(t[2 * k], t[2 * k + 1], 0xDD));
   vf s = _mm512_add_ps(_mm512_unpacklo_ps(u[0], u[1]), _mm512_unpackhi_ps(u[0], u[1]));
   s = _mm512_add_ps(s, _mm512_shuffle_ps(s, s, 0x4E));  // lane 4q: sum of v[q], lane 4q+1: of v[4+q]
-  alignas(64) float r[16];
-  _mm512_store_ps(r, s);
-  for (int q = 0; q < 4; ++q) out[q] = r[4 * q], out[4 + q] = r[4 * q + 1];
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 4, 8, 12, 1, 5, 9, 13), s);
+}
+// out[i] = hsum(v[i]) for 8 vectors.
+__attribute__((always_inline)) inline void hsum8(const vf* v, float* out) {
+  _mm256_storeu_ps(out, _mm512_castps512_ps256(hsum8_lanes(v)));
 }
 // v where m > 0, else 0 (NaN in m counts as not > 0).
 inline vf keep_positive(vf m, vf v) { return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m, zero(), _CMP_GT_OQ), v); }
@@ -120,7 +123,7 @@ inline float one_minus_square(float m) { return -m * m + 1.0f; }
 #endif
 
 #if !defined(__AVX512F__)
-inline void hsum8(const vf* v, float* out) {
+__attribute__((always_inline)) inline void hsum8(const vf* v, float* out) {
   for (int i = 0; i < 8; ++i) out[i] = hsum(v[i]);
 }
 #endif
