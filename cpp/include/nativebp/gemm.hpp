@@ -7,6 +7,8 @@
 // here) and op(A) into MR-row panels unless A can be read in place, then tiles of C are pool
 // tasks for a register-blocked micro-kernel (MR x NR accumulators). Small products skip packing
 // (B^T excepted) and stay on one thread: there, copying or another core costs more than it saves.
+// Products with k <= kShortK keep op(B) in registers instead; those with n <= 4 outputs (narrow)
+// vectorize along k or m; a 1- or 2-output layer's backward is one pass (narrow_backward_through).
 // Each tile is computed the same way whichever thread runs it: results do not depend on the
 // thread count.
 #pragma once
@@ -554,7 +556,7 @@ constexpr int kNarrowFused = 2;
 template <int N>
 inline void narrow_backward_through(Index m, Index in, const float* X, const float* dY, const float* Wt, float* G,
                                     bool accumulate, float* dX, bool tanh) {
-  constexpr int V = 4, L = V * W;
+  constexpr int V = W == 16 ? 4 : 2, L = V * W;  // 2 x N x V accumulators and weights: 16 of 32 / 8 of 16
   alignas(64) float wt[N * L];   // W^T for this block of columns, zero past `in`
   alignas(64) float sums[N * L];
   for (Index c0 = 0; c0 < in; c0 += L) {
