@@ -460,7 +460,7 @@ inline void narrow_dot(Index m, int n, Index k, const float* A, Index lda, const
   // (the mask epilogue keeps the scalar path).
   const bool contiguous = n == NJ && ldc == NJ && !ep.mask;
   alignas(64) float bias_row[W] = {};
-  if (ep.bias)
+  if (contiguous && ep.bias)  // n == NJ: bias holds NJ values
     for (int q = 0; q < W; ++q) bias_row[q] = ep.bias[q % NJ];
   const vf bias_lanes = simd::load(bias_row);  // bias[q % NJ]: output q's column's bias
 #endif
