@@ -41,7 +41,8 @@ def test_sgemm_matches_float64_numpy_for_every_transpose_and_path(m, n, k, ta, t
     np.testing.assert_allclose(got, _reference(A, B, ta, tb), rtol=0, atol=2e-5 * np.sqrt(k) * 4)
 
 
-@pytest.mark.parametrize("m,n,k", [(100, 2, 64), (32, 64, 64), (257, 129, 515), (1, 256, 784), (100, 70, 2), (40, 33, 11)])
+@pytest.mark.parametrize("m,n,k", [(100, 2, 64), (50, 3, 20), (32, 64, 64), (257, 129, 515), (1, 256, 784),
+                                   (100, 70, 2), (40, 33, 11)])
 def test_sgemm_accumulates_into_C_and_adds_the_bias_row(m, n, k):
     rng = np.random.default_rng(1)
     for ta, tb in [(False, False), (True, False), (False, True)]:
